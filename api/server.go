@@ -1,0 +1,638 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Service is what the server serves: the node's storage and lookup.
+type Service interface {
+	// Put stores p. TTL and Replication are passed raw as received (0
+	// included); the service applies its defaults and limits. p.Value is
+	// owned by the callee. ctx ends after Config.RequestTimeout or when the
+	// server is closed (not when the client disconnects: a PUT that was
+	// received is carried out).
+	Put(ctx context.Context, p Put) error
+	// Get returns the live value of key, or an error satisfying
+	// errors.Is(err, ErrNotFound) when none exists. ctx ends after
+	// Config.RequestTimeout or when the connection closes.
+	Get(ctx context.Context, key [KeySize]byte) ([]byte, error)
+}
+
+// Config configures a Server. Start from DefaultConfig.
+type Config struct {
+	// MaxConns is the number of client connections served at once; more
+	// are accepted and closed at once. Default 1024.
+	MaxConns int
+	// MaxInFlight is the number of requests (GETs and PUTs) in progress per
+	// connection; a GET counts until its reply is written. At the limit the
+	// server stops reading from the connection. Default 64.
+	MaxInFlight int
+	// ReadTimeout is the time a client has to complete a message once its
+	// first byte arrived. Default 10s.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a connection on which no request is in progress and
+	// none arrived for this long. Default 5m.
+	IdleTimeout time.Duration
+	// RequestTimeout is the deadline for the Service to carry out one
+	// request (the lookup deadline); a GET that runs out gets FAILURE.
+	// Default 5s.
+	RequestTimeout time.Duration
+	// WriteTimeout is the time one write of replies may take before the
+	// connection is closed as unresponsive. Default 10s.
+	WriteTimeout time.Duration
+	// Logger receives the server's logs; nil discards them.
+	Logger hclog.Logger
+	// Metrics registers the server's collectors; nil leaves them
+	// unregistered.
+	Metrics prometheus.Registerer
+}
+
+// DefaultConfig returns the default configuration.
+func DefaultConfig() Config {
+	return Config{
+		MaxConns:       1024,
+		MaxInFlight:    64,
+		ReadTimeout:    10 * time.Second,
+		IdleTimeout:    5 * time.Minute,
+		RequestTimeout: 5 * time.Second,
+		WriteTimeout:   10 * time.Second,
+	}
+}
+
+// Validate reports the first invalid field of c.
+func (c Config) Validate() error {
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{"MaxConns", c.MaxConns > 0},
+		{"MaxInFlight", c.MaxInFlight > 0},
+		{"ReadTimeout", c.ReadTimeout > 0},
+		{"IdleTimeout", c.IdleTimeout > 0},
+		{"RequestTimeout", c.RequestTimeout > 0},
+		{"WriteTimeout", c.WriteTimeout > 0},
+	} {
+		if !f.ok {
+			return fmt.Errorf("api: config: %s must be positive", f.name)
+		}
+	}
+	return nil
+}
+
+// Server serves the client protocol. Create it with NewServer.
+type Server struct {
+	cfg Config
+	// limits holds the connection limits and timeouts in force; SetLimits
+	// replaces them while the server runs.
+	limits atomic.Pointer[Config]
+	svc    Service
+	log    hclog.Logger
+	m      *metrics
+	ctx    context.Context // ends at Close: Service calls end with it
+	cancel context.CancelFunc
+	conns  sync.WaitGroup // one per connection goroutine
+
+	mu        sync.Mutex // guards listeners, active, shutdown
+	listeners map[net.Listener]struct{}
+	active    map[*conn]struct{}
+	shutdown  bool
+	done      chan struct{} // closed when shutdown becomes true
+}
+
+// NewServer returns a server for svc.
+func NewServer(cfg Config, svc Service) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if svc == nil {
+		return nil, errors.New("api: nil Service")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:       cfg,
+		svc:       svc,
+		log:       cfg.Logger,
+		m:         m,
+		ctx:       ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		active:    make(map[*conn]struct{}),
+		done:      make(chan struct{}),
+	}
+	s.limits.Store(&cfg)
+	return s, nil
+}
+
+// SetLimits replaces the limits and timeouts (MaxConns, MaxInFlight,
+// ReadTimeout, IdleTimeout, RequestTimeout, WriteTimeout) while the server
+// runs; the other fields of cfg are ignored. Timeouts apply from the next
+// message on, MaxConns to the next accepted connection, MaxInFlight to
+// connections accepted from now on.
+func (s *Server) SetLimits(cfg Config) error {
+	next := *s.limits.Load()
+	next.MaxConns, next.MaxInFlight = cfg.MaxConns, cfg.MaxInFlight
+	next.ReadTimeout, next.IdleTimeout = cfg.ReadTimeout, cfg.IdleTimeout
+	next.RequestTimeout, next.WriteTimeout = cfg.RequestTimeout, cfg.WriteTimeout
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	s.limits.Store(&next)
+	return nil
+}
+
+// Serve accepts connections on l and serves each in its own goroutine. It
+// returns ErrServerClosed after Shutdown or Close, or the listener's error.
+// It closes l when it returns.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.shutdown {
+		s.mu.Unlock()
+		_ = l.Close() // the server is closed; the listener's error adds nothing
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		_ = l.Close() // already closed by Shutdown, or failed in Accept
+	}()
+
+	s.log.Info("serving client api", "address", l.Addr().String())
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.isShutdown() {
+				return ErrServerClosed
+			}
+			if !temporary(err) {
+				return fmt.Errorf("api: accept: %w", err)
+			}
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Warn("accept failed; retrying", "error", err, "delay", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.done:
+				t.Stop()
+				return ErrServerClosed
+			}
+			continue
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+func temporary(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) accept(nc net.Conn) {
+	s.mu.Lock()
+	if s.shutdown || len(s.active) >= s.limits.Load().MaxConns {
+		full := !s.shutdown
+		s.mu.Unlock()
+		if full {
+			s.m.rejected.Inc()
+			s.log.Debug("connection limit reached; closing new connection", "remote", nc.RemoteAddr().String(), "limit", s.limits.Load().MaxConns)
+		}
+		_ = nc.Close() // rejected; nothing was exchanged
+		return
+	}
+	c := s.newConn(nc)
+	s.active[c] = struct{}{}
+	s.conns.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.conns.Done()
+		c.serve()
+		s.mu.Lock()
+		delete(s.active, c)
+		s.mu.Unlock()
+	}()
+}
+
+func (s *Server) isShutdown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shutdown
+}
+
+// beginShutdown stops accepting and returns the listeners' close error.
+func (s *Server) beginShutdown() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.shutdown {
+		s.shutdown = true
+		close(s.done)
+	}
+	var errs []error
+	for l := range s.listeners {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+		delete(s.listeners, l)
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown stops accepting connections, stops reading new requests, lets the
+// requests in progress finish and their replies be written, and closes every
+// connection. If ctx ends first, it closes everything at once (as Close) and
+// returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.beginShutdown()
+	s.mu.Lock()
+	for c := range s.active {
+		c.stopReading()
+	}
+	s.mu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		s.cancel()
+		return err
+	case <-ctx.Done():
+		if cerr := s.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+		return errors.Join(ctx.Err(), err)
+	}
+}
+
+// Close closes the listeners and every connection at once, without waiting
+// for requests in progress (their Service calls see their ctx end), and
+// returns when every connection goroutine has returned. It is idempotent.
+func (s *Server) Close() error {
+	err := s.beginShutdown()
+	s.mu.Lock()
+	for c := range s.active {
+		c.abort()
+	}
+	s.mu.Unlock()
+	s.cancel() // after abort: no reply gets out once Close has begun
+	s.conns.Wait()
+	return err
+}
+
+// aLongTimeAgo is a deadline in the past: it makes blocked reads return.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// errStopped ends a read loop on Shutdown; errIdle after IdleTimeout.
+var (
+	errStopped     = errors.New("api: connection stopped reading")
+	errIdle        = errors.New("api: connection idle")
+	errReadTimeout = errors.New("api: message not completed within the read timeout")
+)
+
+type pendingPut struct {
+	done chan struct{} // closed when the PUT has been carried out
+}
+
+// conn is one client connection.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+	ctx    context.Context // ends on abort: GETs in progress end with it
+	cancel context.CancelFunc
+
+	sem     chan struct{} // one token per request in progress
+	replies chan Message  // GET replies for the writer; cap MaxInFlight
+	reqs    sync.WaitGroup
+	aborted sync.Once
+
+	mu       sync.Mutex // guards stopping, stopCh, the read deadline, puts
+	stopping bool
+	puts     map[[KeySize]byte]*pendingPut
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	inFlight := s.limits.Load().MaxInFlight
+	ctx, cancel := context.WithCancel(s.ctx)
+	return &conn{
+		s:       s,
+		nc:      nc,
+		remote:  nc.RemoteAddr().String(),
+		ctx:     ctx,
+		cancel:  cancel,
+		sem:     make(chan struct{}, inFlight),
+		replies: make(chan Message, inFlight),
+		puts:    make(map[[KeySize]byte]*pendingPut),
+	}
+}
+
+// stopReading makes the read loop end after the message it is reading, if
+// any; requests in progress continue and their replies are written.
+func (c *conn) stopReading() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.stopping {
+		c.stopping = true
+		_ = c.nc.SetReadDeadline(aLongTimeAgo) // fails only if closed
+	}
+}
+
+// abort closes the connection at once: no more reads or writes.
+func (c *conn) abort() {
+	c.aborted.Do(func() {
+		// Close first: a GET that ends with ctx must not get its reply out.
+		_ = c.nc.Close() // nothing more can be told to this peer
+		c.cancel()
+	})
+}
+
+func (c *conn) setReadDeadline(d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := time.Now().Add(d)
+	if c.stopping {
+		t = aLongTimeAgo
+	}
+	return c.nc.SetReadDeadline(t)
+}
+
+func (c *conn) serve() {
+	s := c.s
+	s.m.openConns.Inc()
+	defer s.m.openConns.Dec()
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+
+	err := c.readLoop(bufio.NewReader(c.nc))
+	switch reason := violationReason(err); {
+	case reason != "":
+		c.violation(reason, err)
+	case errors.Is(err, errReadTimeout):
+		c.violation(reasonReadTimeout, err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.violation(reasonTruncated, err)
+	case errors.Is(err, errIdle):
+		s.m.idleClosed.Inc()
+		s.log.Debug("closing idle connection", "remote", c.remote)
+		c.abort()
+	case errors.Is(err, io.EOF), errors.Is(err, errStopped):
+		// Finish the requests in progress and write their replies.
+	default:
+		if c.ctx.Err() == nil {
+			s.log.Debug("connection read failed", "remote", c.remote, "error", err)
+		}
+		c.abort()
+	}
+	c.reqs.Wait()
+	close(c.replies)
+	<-writerDone
+	c.abort()
+}
+
+func (c *conn) violation(reason string, err error) {
+	c.s.m.violations.WithLabelValues(reason).Inc()
+	c.s.log.Debug("protocol violation; closing connection", "remote", c.remote, "reason", reason, "error", err)
+	c.abort()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (c *conn) isStopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
+}
+
+func (c *conn) readLoop(br *bufio.Reader) error {
+	for {
+		if err := c.setReadDeadline(c.s.limits.Load().IdleTimeout); err != nil {
+			return err
+		}
+		if _, err := br.Peek(1); err != nil {
+			if !isTimeout(err) {
+				return err
+			}
+			if c.isStopping() {
+				return errStopped
+			}
+			if len(c.sem) > 0 {
+				continue // requests in progress: not idle
+			}
+			return errIdle
+		}
+		if err := c.setReadDeadline(c.s.limits.Load().ReadTimeout); err != nil {
+			return err
+		}
+		m, err := ReadMessage(br)
+		if err != nil {
+			if isTimeout(err) {
+				if c.isStopping() {
+					return errStopped
+				}
+				return fmt.Errorf("%w: %w", errReadTimeout, err)
+			}
+			return err
+		}
+		start := time.Now()
+		switch m := m.(type) {
+		case Put:
+			if !c.acquire() {
+				return errStopped
+			}
+			c.startPut(m, start)
+		case Get:
+			if !c.acquire() {
+				return errStopped
+			}
+			c.startGet(m, start)
+		default:
+			return fmt.Errorf("%w: %v from a client", ErrUnexpectedType, m.Type())
+		}
+	}
+}
+
+// acquire takes a request slot, waiting (and not reading) while all are
+// taken. It returns false if the connection is aborted first; on Shutdown it
+// keeps waiting, so that a request already read is still served.
+func (c *conn) acquire() bool {
+	select {
+	case c.sem <- struct{}{}:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
+
+func (c *conn) release(n int) {
+	for range n {
+		<-c.sem
+	}
+}
+
+func (c *conn) startPut(p Put, start time.Time) {
+	s := c.s
+	e := &pendingPut{done: make(chan struct{})}
+	c.mu.Lock()
+	prev := c.puts[p.Key]
+	c.puts[p.Key] = e
+	c.mu.Unlock()
+	c.reqs.Go(func() {
+		defer c.release(1)
+		if prev != nil {
+			<-prev.done // bounded by RequestTimeout
+		}
+		// Not c.ctx: a PUT that was received is carried out even if the
+		// client goes away.
+		ctx, cancel := context.WithTimeout(s.ctx, s.limits.Load().RequestTimeout)
+		err := s.svc.Put(ctx, p)
+		timedOut := ctx.Err() != nil
+		cancel()
+		close(e.done)
+		c.mu.Lock()
+		if c.puts[p.Key] == e {
+			delete(c.puts, p.Key)
+		}
+		c.mu.Unlock()
+		outcome := outcomeSuccess
+		if err != nil {
+			outcome = s.outcome(timedOut, s.ctx, err)
+			s.log.Warn("put failed", "remote", c.remote, "key", fmt.Sprintf("%x", p.Key), "error", err)
+		}
+		s.m.requests.WithLabelValues("put", outcome).Inc()
+		s.m.latency.WithLabelValues("put").Observe(time.Since(start).Seconds())
+	})
+}
+
+// outcome classifies a Service error; timedOut tells whether the request's
+// ctx had ended, parent is the context it was derived from.
+func (s *Server) outcome(timedOut bool, parent context.Context, err error) string {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return outcomeNotFound
+	case parent.Err() != nil:
+		return outcomeCanceled
+	case errors.Is(err, context.DeadlineExceeded) || timedOut:
+		return outcomeTimeout
+	}
+	return outcomeError
+}
+
+func (c *conn) startGet(g Get, start time.Time) {
+	s := c.s
+	c.mu.Lock()
+	prev := c.puts[g.Key]
+	c.mu.Unlock()
+	c.reqs.Go(func() {
+		if prev != nil {
+			select {
+			case <-prev.done:
+			case <-c.ctx.Done():
+			}
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, s.limits.Load().RequestTimeout)
+		v, err := s.svc.Get(ctx, g.Key)
+		timedOut := ctx.Err() != nil
+		cancel()
+		if err == nil && (len(v) == 0 || len(v) > MaxSuccessValueSize) {
+			err = fmt.Errorf("service returned a value of %d bytes: %w", len(v), ErrValueSize)
+		}
+		var reply Message = Failure(g)
+		outcome := outcomeSuccess
+		if err == nil {
+			reply = Success{Key: g.Key, Value: v}
+		} else {
+			outcome = s.outcome(timedOut, c.ctx, err)
+			if outcome == outcomeError || outcome == outcomeTimeout {
+				s.log.Warn("get failed; answering failure", "remote", c.remote, "key", fmt.Sprintf("%x", g.Key), "error", err)
+			}
+		}
+		s.m.requests.WithLabelValues("get", outcome).Inc()
+		s.m.latency.WithLabelValues("get").Observe(time.Since(start).Seconds())
+		c.replies <- reply // never blocks: cap MaxInFlight, one slot per GET
+	})
+}
+
+// maxWriteBatch bounds the bytes of replies gathered into one write.
+const maxWriteBatch = 64 << 10
+
+// writeLoop writes GET replies as they come, several whole replies per
+// write when more are waiting, and releases their request slots once
+// written. After a write error it closes the connection and discards the
+// rest.
+func (c *conn) writeLoop() {
+	var buf []byte
+	broken := false
+	for m := range c.replies {
+		buf = m.AppendTo(buf[:0])
+		n, closed := 1, false
+	gather:
+		for len(buf) < maxWriteBatch {
+			select {
+			case m, ok := <-c.replies:
+				if !ok {
+					closed = true
+					break gather
+				}
+				buf = m.AppendTo(buf)
+				n++
+			default:
+				break gather
+			}
+		}
+		if !broken {
+			err := c.nc.SetWriteDeadline(time.Now().Add(c.s.limits.Load().WriteTimeout))
+			if err == nil {
+				_, err = c.nc.Write(buf)
+			}
+			if err != nil {
+				broken = true
+				if c.ctx.Err() == nil {
+					c.s.m.writeErrors.Inc()
+					c.s.log.Debug("reply write failed; closing connection", "remote", c.remote, "error", err)
+				}
+				c.abort()
+			}
+		}
+		c.release(n)
+		if closed {
+			return
+		}
+	}
+}

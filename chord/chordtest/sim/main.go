@@ -1,0 +1,456 @@
+// Command sim simulates Chord rings of many nodes on the in-memory network of
+// package chordtest and prints lookup figures: hops per lookup (the number of
+// remote nodes a lookup queries) and the fraction of lookups that name the
+// true owner, cold (empty lookup cache), warm (after the requesting node did
+// -warmup lookups of other random keys) and under churn.
+//
+// Time is virtual: the simulator calls each node's round methods (Stabilize,
+// FixFingers, CheckPredecessor, ProbeEvicted) itself, in event order, and
+// the network answers at once, so thousands of nodes run on one core.
+//
+// Churn follows the experiment of Stoica et al. (Chord, IEEE/ACM ToN 2003,
+// "simultaneous node joins and failures"): nodes join and fail as Poisson
+// processes, each at rate R per second, every node runs its maintenance
+// rounds at intervals drawn uniformly from [15 s, 45 s] (30 s on average),
+// and lookups of random keys from random live nodes are issued at a steady
+// rate. A lookup is correct if the owner it returns is the successor of the
+// key among the nodes alive at that moment; failed lookups are not retried.
+package main
+
+import (
+	"container/heap"
+	"context"
+	"flag"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/chord/chordtest"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "sim:", err)
+		os.Exit(2)
+	}
+}
+
+type options struct {
+	sizes     []int
+	lookups   int
+	warmNodes int
+	warmup    int
+	churnN    int
+	rates     []float64
+	churnFor  time.Duration
+	lookupHz  float64
+	seed      uint64
+	listLen   int
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	sizes := fs.String("n", "64,256,1024,4096", "ring sizes to simulate, comma separated")
+	lookups := fs.Int("lookups", 2000, "cold lookups per ring size")
+	warmNodes := fs.Int("warm-nodes", 10, "requesting nodes for the warm measurement")
+	warmup := fs.Int("warmup", 1000, "lookups of random keys each warm node does before it is measured")
+	churnN := fs.Int("churn-n", 1024, "ring size for the churn runs (0: none)")
+	rates := fs.String("rates", "0.05,0.1,0.2,0.4", "join rate = failure rate R per second for the churn runs, comma separated")
+	churnFor := fs.Duration("churn-for", 30*time.Minute, "virtual duration of each churn run")
+	lookupHz := fs.Float64("lookup-rate", 10, "lookups per virtual second during churn")
+	seed := fs.Uint64("seed", 1, "random seed")
+	listLen := fs.Int("successors", 8, "successor list length")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o := options{lookups: *lookups, warmNodes: *warmNodes, warmup: *warmup, churnN: *churnN,
+		churnFor: *churnFor, lookupHz: *lookupHz, seed: *seed, listLen: *listLen}
+	for _, s := range strings.Split(*sizes, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || v < 2 {
+			return fmt.Errorf("-n: bad size %q", s)
+		}
+		o.sizes = append(o.sizes, v)
+	}
+	for _, s := range strings.Split(*rates, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("-rates: bad rate %q", s)
+		}
+		o.rates = append(o.rates, v)
+	}
+
+	fmt.Printf("# durachord ring simulation (seed %d, successor list %d, cache %d)\n",
+		o.seed, o.listLen, chord.DefaultConfig().CacheSize)
+	fmt.Printf("%-6s %-22s %8s %6s %4s %4s %9s  %-26s %s\n", "N", "phase", "lookups", "mean", "p50", "p99", "correct", "target", "result")
+	for _, n := range o.sizes {
+		start := time.Now()
+		s, err := newSim(o, n)
+		if err != nil {
+			return err
+		}
+		if err := s.build(n); err != nil {
+			return err
+		}
+		if bad := s.checkRing(); bad != 0 {
+			fmt.Printf("%-6d ring built with %d nodes in a wrong state\n", n, bad)
+		}
+		cold := s.measure(o.lookups, true)
+		target := 0.5*math.Log2(float64(n)) + 0.5
+		s.print(n, "cold", cold, fmt.Sprintf("mean<=%.2f, 100%% correct", target), cold.mean() <= target && cold.correct == cold.count)
+		warm := s.measureWarm(o.warmNodes, o.warmup, o.lookups/o.warmNodes)
+		if n == 1024 {
+			s.print(n, "warm", warm, "mean<=1.5, 100% correct", warm.mean() <= 1.5 && warm.correct == warm.count)
+		} else {
+			s.print(n, "warm", warm, "100% correct", warm.correct == warm.count)
+		}
+		fmt.Fprintf(os.Stderr, "N=%d done in %v\n", n, time.Since(start).Round(time.Millisecond))
+	}
+	if o.churnN > 0 {
+		for _, r := range o.rates {
+			start := time.Now()
+			s, err := newSim(o, o.churnN)
+			if err != nil {
+				return err
+			}
+			if err := s.build(o.churnN); err != nil {
+				return err
+			}
+			st, live := s.churn(r, o.churnFor, o.lookupHz)
+			s.print(o.churnN, fmt.Sprintf("churn R=%.2f/s", r), st, ">=99% correct", float64(st.correct) >= 0.99*float64(st.count))
+			fmt.Fprintf(os.Stderr, "churn R=%.2f done in %v (%d nodes alive at the end)\n", r, time.Since(start).Round(time.Millisecond), live)
+		}
+	}
+	return nil
+}
+
+// stats collects lookup outcomes.
+type stats struct {
+	hops    []int
+	count   int
+	correct int
+	errors  int
+}
+
+func (s *stats) add(hops int, correct bool, err error) {
+	s.count++
+	if err != nil {
+		s.errors++
+		return
+	}
+	s.hops = append(s.hops, hops)
+	if correct {
+		s.correct++
+	}
+}
+
+func (s *stats) mean() float64 {
+	if len(s.hops) == 0 {
+		return 0
+	}
+	sum := 0
+	for _, h := range s.hops {
+		sum += h
+	}
+	return float64(sum) / float64(len(s.hops))
+}
+
+func (s *stats) pct(p float64) int {
+	if len(s.hops) == 0 {
+		return 0
+	}
+	h := slices.Clone(s.hops)
+	slices.Sort(h)
+	i := int(math.Ceil(p*float64(len(h)))) - 1
+	return h[max(0, min(i, len(h)-1))]
+}
+
+type sim struct {
+	o     options
+	rng   *rand.Rand
+	net   *chordtest.Network
+	cfg   chord.Config
+	nodes map[chord.ID]*chord.Node
+	ring  []chord.ID // sorted IDs of live nodes
+	last  chord.ID   // the node that joined last
+	ctx   context.Context
+}
+
+func newSim(o options, n int) (*sim, error) {
+	net, err := chordtest.New(chordtest.Config{Seed: o.seed})
+	if err != nil {
+		return nil, err
+	}
+	cfg := chord.DefaultConfig()
+	cfg.SuccessorListLen = o.listLen
+	return &sim{
+		o:     o,
+		rng:   rand.New(rand.NewPCG(o.seed, uint64(n))),
+		net:   net,
+		cfg:   cfg,
+		nodes: make(map[chord.ID]*chord.Node),
+		ctx:   context.Background(),
+	}, nil
+}
+
+func (s *sim) print(n int, phase string, st stats, target string, pass bool) {
+	res := "MISS"
+	if pass {
+		res = "PASS"
+	}
+	correct := 0.0
+	if st.count > 0 {
+		correct = 100 * float64(st.correct) / float64(st.count)
+	}
+	fmt.Printf("%-6d %-22s %8d %6.2f %4d %4d %8.2f%%  %-26s %s\n", n, phase, st.count, st.mean(), st.pct(0.5), st.pct(0.99), correct, target, res)
+}
+
+func (s *sim) randomID() chord.ID {
+	var id chord.ID
+	for i := 0; i < len(id); i += 8 {
+		v := s.rng.Uint64()
+		for j := range 8 {
+			id[i+j] = byte(v >> (8 * j))
+		}
+	}
+	return id
+}
+
+func (s *sim) newNode() (*chord.Node, error) {
+	id := s.randomID()
+	info := chord.NodeInfo{ID: id, Addr: "sim-" + id.String()[:16]}
+	n, err := chord.New(s.cfg, info, s.net.Transport(info), nil)
+	if err != nil {
+		return nil, err
+	}
+	s.net.Listen(info, n)
+	return n, nil
+}
+
+func (s *sim) insert(n *chord.Node) {
+	id := n.Self().ID
+	i, _ := slices.BinarySearchFunc(s.ring, id, chord.ID.Cmp)
+	s.ring = slices.Insert(s.ring, i, id)
+	s.nodes[id] = n
+}
+
+func (s *sim) remove(id chord.ID) {
+	i, found := slices.BinarySearchFunc(s.ring, id, chord.ID.Cmp)
+	if found {
+		s.ring = slices.Delete(s.ring, i, i+1)
+	}
+	delete(s.nodes, id)
+}
+
+// owner is the true successor of id among the live nodes.
+func (s *sim) owner(id chord.ID) chord.ID {
+	i, _ := slices.BinarySearchFunc(s.ring, id, chord.ID.Cmp)
+	return s.ring[i%len(s.ring)]
+}
+
+func (s *sim) randomNode() *chord.Node { return s.nodes[s.ring[s.rng.IntN(len(s.ring))]] }
+
+// join adds a node through a random live node.
+func (s *sim) join() error {
+	n, err := s.newNode()
+	if err != nil {
+		return err
+	}
+	via := s.randomNode()
+	if err := n.Join(s.ctx, []string{via.Self().Addr}); err != nil {
+		return fmt.Errorf("join %v via %v: %w", n.Self(), via.Self(), err)
+	}
+	s.insert(n)
+	s.last = n.Self().ID
+	return nil
+}
+
+func (s *sim) lastJoined() chord.ID { return s.last }
+
+// build makes a stable ring of size nodes: sequential joins, each followed
+// by a stabilise round of the newcomer's successor-list-length predecessors,
+// nearest first (which a running ring does within one stabilise interval),
+// then stabilise and fix-fingers rounds of every node.
+func (s *sim) build(size int) error {
+	first, err := s.newNode()
+	if err != nil {
+		return err
+	}
+	if err := first.Create(); err != nil {
+		return err
+	}
+	s.insert(first)
+	for len(s.ring) < size {
+		if err := s.join(); err != nil {
+			return err
+		}
+		i, _ := slices.BinarySearchFunc(s.ring, s.last, chord.ID.Cmp)
+		for k := 1; k <= min(s.o.listLen, len(s.ring)-1); k++ {
+			_ = s.nodes[s.ring[(i-k+len(s.ring))%len(s.ring)]].Stabilize(s.ctx)
+		}
+	}
+	for range 3 {
+		// Reverse ring order propagates whole successor lists in one pass.
+		for i := len(s.ring) - 1; i >= 0; i-- {
+			_ = s.nodes[s.ring[i]].Stabilize(s.ctx)
+		}
+	}
+	rounds := int(math.Log2(float64(size))) + 6
+	for range rounds {
+		for _, id := range s.ring {
+			_ = s.nodes[id].FixFingers(s.ctx)
+		}
+	}
+	return nil
+}
+
+// checkRing counts nodes whose successor, predecessor or fingers are wrong.
+func (s *sim) checkRing() int {
+	bad := 0
+	n := len(s.ring)
+	for i, id := range s.ring {
+		nd := s.nodes[id]
+		p, ok := nd.Predecessor()
+		succs := nd.Successors()
+		wrong := !ok || p.ID != s.ring[(i-1+n)%n] || succs[0].ID != s.ring[(i+1)%n]
+		for k, f := range nd.Fingers() {
+			if f.ID != s.owner(id.AddPow2(k)) {
+				wrong = true
+				break
+			}
+		}
+		if wrong {
+			bad++
+		}
+	}
+	return bad
+}
+
+func (s *sim) lookup(from *chord.Node, st *stats) {
+	key := s.randomID()
+	res, err := from.Lookup(s.ctx, key)
+	st.add(res.Hops, err == nil && res.Owner.ID == s.owner(key), err)
+}
+
+// measure does count lookups of random keys from random nodes; cold empties
+// the requesting node's cache first.
+func (s *sim) measure(count int, cold bool) stats {
+	var st stats
+	for range count {
+		from := s.randomNode()
+		if cold {
+			from.ForgetCache()
+		}
+		s.lookup(from, &st)
+	}
+	return st
+}
+
+// measureWarm picks nodes; each does warmup lookups of random keys, then
+// count measured lookups of other random keys.
+func (s *sim) measureWarm(nodes, warmup, count int) stats {
+	var st stats
+	for range nodes {
+		from := s.randomNode()
+		from.ForgetCache()
+		var ignore stats
+		for range warmup {
+			s.lookup(from, &ignore)
+		}
+		for range count {
+			s.lookup(from, &st)
+		}
+	}
+	return st
+}
+
+// event is a scheduled action in virtual time.
+type event struct {
+	at   float64 // virtual seconds
+	kind int
+	node chord.ID
+}
+
+const (
+	evMaintain = iota
+	evJoin
+	evFail
+	evLookup
+)
+
+type events []event
+
+func (e events) Len() int           { return len(e) }
+func (e events) Less(i, j int) bool { return e[i].at < e[j].at }
+func (e events) Swap(i, j int)      { e[i], e[j] = e[j], e[i] }
+func (e *events) Push(x any)        { *e = append(*e, x.(event)) }
+func (e *events) Pop() any {
+	old := *e
+	x := old[len(old)-1]
+	*e = old[:len(old)-1]
+	return x
+}
+
+func (s *sim) maintainDelay() float64 { return 15 + 30*s.rng.Float64() }
+
+func (s *sim) expDelay(rate float64) float64 { return s.rng.ExpFloat64() / rate }
+
+// churn runs joins and failures at rate r each for d of virtual time, with
+// lookups at lookupHz, and returns the lookup statistics and the final size.
+func (s *sim) churn(r float64, d time.Duration, lookupHz float64) (stats, int) {
+	var st stats
+	q := &events{}
+	for _, id := range s.ring {
+		heap.Push(q, event{at: s.maintainDelay(), kind: evMaintain, node: id})
+	}
+	heap.Push(q, event{at: s.expDelay(r), kind: evJoin})
+	heap.Push(q, event{at: s.expDelay(r), kind: evFail})
+	heap.Push(q, event{at: s.expDelay(lookupHz), kind: evLookup})
+	end := d.Seconds()
+	for q.Len() > 0 {
+		ev := heap.Pop(q).(event)
+		if ev.at > end {
+			break
+		}
+		switch ev.kind {
+		case evMaintain:
+			n, ok := s.nodes[ev.node]
+			if !ok {
+				continue // failed meanwhile
+			}
+			_ = n.CheckPredecessor(s.ctx)
+			_ = n.Stabilize(s.ctx)
+			_ = n.FixFingers(s.ctx)
+			_ = n.ProbeEvicted(s.ctx)
+			heap.Push(q, event{at: ev.at + s.maintainDelay(), kind: evMaintain, node: ev.node})
+		case evJoin:
+			if err := s.join(); err != nil {
+				fmt.Fprintln(os.Stderr, "sim: churn join:", err)
+			} else {
+				id := s.lastJoined()
+				heap.Push(q, event{at: ev.at + s.maintainDelay(), kind: evMaintain, node: id})
+			}
+			heap.Push(q, event{at: ev.at + s.expDelay(r), kind: evJoin})
+		case evFail:
+			if len(s.ring) > 2 {
+				victim := s.randomNode().Self()
+				s.net.Down(victim.Addr)
+				s.remove(victim.ID)
+			}
+			heap.Push(q, event{at: ev.at + s.expDelay(r), kind: evFail})
+		case evLookup:
+			s.lookup(s.randomNode(), &st)
+			heap.Push(q, event{at: ev.at + s.expDelay(lookupHz), kind: evLookup})
+		}
+	}
+	return st, len(s.ring)
+}

@@ -1,0 +1,68 @@
+package chord
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	lookups          *prometheus.CounterVec
+	lookupHops       prometheus.Histogram
+	callFailures     prometheus.Counter
+	evictions        prometheus.Counter
+	stabilizeRounds  prometheus.Counter
+	successorChanges prometheus.Counter
+	probeMerges      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_chord_lookups_total",
+			Help: "Lookups started by this node, by result (ok, error).",
+		}, []string{"result"}),
+		lookupHops: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "durachord_chord_lookup_hops",
+			Help:    "Remote nodes queried per successful lookup.",
+			Buckets: prometheus.LinearBuckets(0, 1, 17),
+		}),
+		callFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_chord_call_failures_total",
+			Help: "Calls to peers that failed (each makes the peer a suspect).",
+		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_chord_evictions_total",
+			Help: "Peers evicted after SuspectAfter consecutive failed calls.",
+		}),
+		stabilizeRounds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_chord_stabilize_rounds_total",
+			Help: "Stabilise rounds run.",
+		}),
+		successorChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_chord_successor_changes_total",
+			Help: "Changes of the immediate successor.",
+		}),
+		probeMerges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_chord_probe_merges_total",
+			Help: "Closer successors found by probing remembered peers (ring merges).",
+		}),
+	}
+	m.lookups.WithLabelValues("ok")
+	m.lookups.WithLabelValues("error")
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.lookups, m.lookupHops, m.callFailures, m.evictions,
+		m.stabilizeRounds, m.successorChanges, m.probeMerges} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("%w: metrics already registered: %v", ErrConfig, err)
+			}
+			return nil, fmt.Errorf("register chord metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,90 @@
+package chord
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// Status is a node's view of its neighbourhood, as served by chord.status and
+// the admin /status endpoint.
+type Status struct {
+	ID          ID           `json:"id"`
+	Address     string       `json:"address"`
+	Predecessor *NodeInfo    `json:"predecessor"`
+	Successors  []NodeInfo   `json:"successors"`
+	Fingers     []NodeInfo   `json:"fingers"` // distinct known fingers in finger order
+	Records     RecordCounts `json:"records"`
+	Ready       bool         `json:"ready"`
+}
+
+// Status returns the node's current view.
+func (n *Node) Status() Status {
+	n.mu.Lock()
+	st := Status{
+		ID:         n.self.ID,
+		Address:    n.self.Addr,
+		Successors: slices.Clone(n.succs),
+		Fingers:    n.distinctFingersLocked(),
+		Ready:      n.readyLocked(),
+	}
+	if n.state != stateJoined {
+		st.Successors = []NodeInfo{}
+	}
+	if st.Fingers == nil {
+		st.Fingers = []NodeInfo{}
+	}
+	if n.hasPred {
+		p := n.pred
+		st.Predecessor = &p
+	}
+	counts := n.recordCounts
+	n.mu.Unlock()
+	if counts != nil {
+		st.Records = counts()
+	}
+	return st
+}
+
+// Walk returns the statuses of up to max nodes in ring order, starting with
+// this node, by asking each successor for its status (chord.status). It stops
+// when the walk comes back to this node; a node that does not answer is
+// skipped in favour of the next entry of the previous node's successor list.
+func (n *Node) Walk(ctx context.Context, max int) ([]Status, error) {
+	if max < 1 {
+		return nil, nil
+	}
+	cur := n.Status()
+	out := []Status{cur}
+	seen := map[ID]bool{n.self.ID: true}
+	for len(out) < max {
+		var next *Status
+		for _, s := range cur.Successors {
+			if s.ID == n.self.ID {
+				return out, nil
+			}
+			if seen[s.ID] {
+				return out, fmt.Errorf("walk: ring loops back to %s before reaching this node: %w", s, ErrInternal)
+			}
+			var st Status
+			if err := n.call(ctx, s, methodStatus, nil, &st); err != nil {
+				if ctx.Err() != nil {
+					return out, err
+				}
+				continue
+			}
+			next = &st
+			break
+		}
+		if next == nil {
+			if len(cur.Successors) == 0 {
+				return out, nil
+			}
+			return out, fmt.Errorf("walk: no successor of %s answered: %w", cur.ID.Short(), ErrUnreachable)
+		}
+		seen[next.ID] = true
+		out = append(out, *next)
+		cur = *next
+	}
+	return out, nil
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// defaultAdmin is the admin address dhtd listens on by default.
+const defaultAdmin = "127.0.0.1:7410"
+
+func adminFlag() *cli.StringFlag {
+	return &cli.StringFlag{
+		Name:    "admin",
+		Usage:   "admin HTTP `HOST:PORT` of a running dhtd",
+		Value:   defaultAdmin,
+		EnvVars: []string{"DURACHORD_ADMIN"},
+	}
+}
+
+// nodeStatus is the JSON a node's /status serves (SPEC.md section 3).
+type nodeStatus struct {
+	ID          string     `json:"id"`
+	Address     string     `json:"address"`
+	Predecessor *peer      `json:"predecessor"`
+	Successors  []peer     `json:"successors"`
+	Fingers     []peer     `json:"fingers,omitempty"`
+	Records     recordsCnt `json:"records"`
+	Ready       bool       `json:"ready"`
+}
+
+type peer struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+}
+
+type recordsCnt struct {
+	Primary int64 `json:"primary"`
+	Replica int64 `json:"replica"`
+}
+
+// adminGet fetches path from a node's admin server and decodes JSON into v
+// (or returns the body when v is nil).
+func adminGet(ctx context.Context, admin, path string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 35*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
+	if err != nil {
+		return fmt.Errorf("admin address %q: %v", admin, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("no node answers at %s: %v", admin, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read %s%s: %v", admin, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s%s: %s: %s", admin, path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%s%s: not a durachord admin answer: %v", admin, path, err)
+	}
+	return nil
+}
+
+func unwrapURLError(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show a running node's view: ID, predecessor, successors, fingers, records",
+		UsageText: "dhtctl status [--admin HOST:PORT] [--json]",
+		Flags:     []cli.Flag{adminFlag(), &cli.BoolFlag{Name: "json", Usage: "print the node's /status JSON"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return failf("status takes no arguments, have %q", c.Args().First())
+			}
+			var st nodeStatus
+			if err := adminGet(c.Context, c.String("admin"), "/status", &st); err != nil {
+				return failf("%v", err)
+			}
+			out := c.App.Writer
+			if c.Bool("json") {
+				return printJSON(out, st)
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			ready := "not ready"
+			if st.Ready {
+				ready = "ready"
+			}
+			fmt.Fprintf(tw, "node\t%s\t%s\t%s\n", st.ID, st.Address, ready)
+			if st.Predecessor != nil {
+				fmt.Fprintf(tw, "predecessor\t%s\t%s\n", st.Predecessor.ID, st.Predecessor.Address)
+			} else {
+				fmt.Fprintf(tw, "predecessor\t(none)\n")
+			}
+			for i, s := range st.Successors {
+				fmt.Fprintf(tw, "successor %d\t%s\t%s\n", i+1, s.ID, s.Address)
+			}
+			fmt.Fprintf(tw, "fingers\t%d distinct\n", len(distinct(st.Fingers)))
+			fmt.Fprintf(tw, "records\t%d primary\t%d replica\n", st.Records.Primary, st.Records.Replica)
+			return tw.Flush()
+		},
+	}
+}
+
+func distinct(ps []peer) []peer {
+	seen := map[string]bool{}
+	var out []peer
+	for _, p := range ps {
+		if !seen[p.ID] {
+			seen[p.ID] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ringShare returns the fraction of the circle in (pred, id] for each node of
+// a ring given in ring order.
+func ringShare(ring []nodeStatus) []float64 {
+	mod := new(big.Int).Lsh(big.NewInt(1), 256)
+	out := make([]float64, len(ring))
+	for i := range ring {
+		prev := ring[(i+len(ring)-1)%len(ring)].ID
+		a, okA := new(big.Int).SetString(prev, 16)
+		b, okB := new(big.Int).SetString(ring[i].ID, 16)
+		if !okA || !okB {
+			continue
+		}
+		d := new(big.Int).Sub(b, a)
+		d.Mod(d, mod)
+		if len(ring) == 1 {
+			d.Set(mod)
+		}
+		f, _ := new(big.Rat).SetFrac(d, mod).Float64()
+		out[i] = f
+	}
+	return out
+}
+
+func ringCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "ring",
+		Usage:     "walk the whole ring from a node: each node, its share of the circle, its records",
+		UsageText: "dhtctl ring [--admin HOST:PORT] [--json]",
+		Flags:     []cli.Flag{adminFlag(), &cli.BoolFlag{Name: "json", Usage: "print the ring as a JSON list of node statuses, in ring order"}},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return failf("ring takes no arguments, have %q", c.Args().First())
+			}
+			var ring []nodeStatus
+			if err := adminGet(c.Context, c.String("admin"), "/ring", &ring); err != nil {
+				return failf("%v", err)
+			}
+			out := c.App.Writer
+			if c.Bool("json") {
+				return printJSON(out, ring)
+			}
+			share := ringShare(ring)
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintln(tw, "#\tid\taddress\tshare\tprimary\treplica\tready\t")
+			var prim, repl int64
+			for i, n := range ring {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f%%\t%d\t%d\t%v\t\n", i+1, shortHex(n.ID), n.Address,
+					100*share[i], n.Records.Primary, n.Records.Replica, n.Ready)
+				prim += n.Records.Primary
+				repl += n.Records.Replica
+			}
+			fmt.Fprintf(tw, "\t%d nodes\t\t\t%d\t%d\t\t\n", len(ring), prim, repl)
+			return tw.Flush()
+		},
+	}
+}
+
+func shortHex(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
+func backupCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "backup",
+		Usage: "copy a running node's database, consistently, into a file",
+		UsageText: "dhtctl backup [--admin HOST:PORT] --out FILE\n\n" +
+			"The copy is one read transaction of the live database, streamed over the admin address.\n" +
+			"Inspect it with: dhtctl dump --data-dir FILE",
+		Flags: []cli.Flag{
+			adminFlag(),
+			&cli.StringFlag{Name: "out", Usage: "`FILE` to write (must not exist)", Required: true},
+			&cli.BoolFlag{Name: "json", Usage: `print {"file":..,"bytes":..}`},
+		},
+		Action: func(c *cli.Context) error {
+			out := c.String("out")
+			if _, err := os.Stat(out); err == nil {
+				return failf("backup: %s already exists", out)
+			}
+			n, err := backup(c.Context, c.String("admin"), out)
+			if err != nil {
+				return failf("backup: %v", err)
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, map[string]any{"file": out, "bytes": n})
+			}
+			fmt.Fprintf(c.App.Writer, "wrote %s (%d bytes)\n", out, n)
+			return nil
+		},
+	}
+}
+
+// backup streams /backup into a temporary file beside out, syncs it and
+// renames it into place, so that out is either whole or absent.
+func backup(ctx context.Context, admin, out string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("no node answers at %s: %v", admin, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".backup-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = fmt.Errorf("stream ended after %d of %d bytes", n, resp.ContentLength)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o600)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return n, os.Rename(tmp.Name(), out)
+}

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/durachord/durachord/api"
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+// benchOptions is what one bench run does.
+type benchOptions struct {
+	addrs       []string
+	ops         int64         // total operations; ignored when duration > 0
+	duration    time.Duration // run this long instead of ops
+	concurrency int           // connections, one worker each
+	valueSize   int
+	getRatio    float64
+	keys        int
+	ttl         uint16
+	replication uint8
+	putConfirm  bool
+	timeout     time.Duration // per operation
+}
+
+// latencyReport summarises the latencies of one operation type, in
+// milliseconds.
+type latencyReport struct {
+	Count int64   `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P90   float64 `json:"p90_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p99_9_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+// benchReport is what bench prints; --json prints it as one object.
+type benchReport struct {
+	Addrs       []string      `json:"addrs"`
+	Concurrency int           `json:"concurrency"`
+	ValueSize   int           `json:"value_size"`
+	Keys        int           `json:"keys"`
+	PutConfirm  bool          `json:"put_confirm"`
+	Ops         int64         `json:"ops"`
+	Seconds     float64       `json:"seconds"`
+	OpsPerSec   float64       `json:"ops_per_sec"`
+	Put         latencyReport `json:"put"`
+	Get         latencyReport `json:"get"`
+	// GetHits answered SUCCESS; GetMisses answered FAILURE for a key this
+	// run had not put yet; FailedGets answered FAILURE for a key it had put
+	// earlier on the same connection (a lost or unreadable write).
+	GetHits    int64 `json:"get_hits"`
+	GetMisses  int64 `json:"get_misses"`
+	FailedGets int64 `json:"failed_gets"`
+	// Errors counts operations that failed without an answer (connection
+	// trouble, timeouts).
+	Errors int64 `json:"errors"`
+	// FirstError describes the first of them.
+	FirstError string `json:"first_error,omitempty"`
+}
+
+// benchWorker is the state of one connection's worker.
+type benchWorker struct {
+	putLat, getLat             []time.Duration
+	hits, misses, failed, errs int64
+	firstErr                   error
+}
+
+func (st *benchWorker) fail(err error) {
+	st.errs++
+	if st.firstErr == nil {
+		st.firstErr = err
+	}
+}
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "load-test nodes' client API (like redis-benchmark)",
+		Description: `Runs a mix of DHT PUTs and GETs against one or more nodes and prints the
+throughput, p50/p90/p99/p99.9 latencies for PUT and GET, and the count of
+failed GETs: GETs of a key the bench had PUT earlier that came back FAILURE.
+
+Each of --concurrency connections (spread over the --api addresses in turn)
+runs one request at a time on its own share of the --keys key space
+("bench-0", "bench-1", ... zero-padded to 32 bytes), so that read-your-writes
+on a connection makes a failed GET a real loss. A short --ttl lets records
+expire and shows up as failed GETs.
+
+PUT latency: the protocol has no reply to a PUT, so by default a PUT's latency
+is the time to write it to the connection. With --put-confirm each PUT is
+followed by a GET of the same key on the same connection and the latency is
+that round trip; a confirming GET that answers FAILURE counts as failed.
+
+A progress bar is drawn on stderr when it is a terminal (not with --json).`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name:    "api",
+				Usage:   "client API `HOST:PORT[,HOST:PORT...]` of running nodes",
+				Value:   defaultAPI,
+				EnvVars: []string{"DURACHORD_API"},
+			},
+			&cli.Int64Flag{Name: "ops", Aliases: []string{"n"}, Value: 100000, Usage: "total operations"},
+			&cli.DurationFlag{Name: "duration", Usage: "run for this long instead of --ops"},
+			&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 50, Usage: "connections, each with one request at a time"},
+			&cli.IntFlag{Name: "value-size", Aliases: []string{"d"}, Value: 100, Usage: "value size in bytes, 1..65495"},
+			&cli.Float64Flag{Name: "get-ratio", Value: 0.5, Usage: "fraction of operations that are GETs, 0..1"},
+			&cli.IntFlag{Name: "keys", Value: 10000, Usage: "size of the key space (at least --concurrency)"},
+			ttlFlag(),
+			replicationFlag(),
+			&cli.BoolFlag{Name: "put-confirm", Usage: "time each PUT with a confirming GET on the same connection"},
+			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of one operation"},
+			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object, no progress bar"},
+		},
+		Action: func(cctx *cli.Context) error {
+			if cctx.NArg() != 0 {
+				return failf("bench: takes no arguments")
+			}
+			o, err := benchOptionsFrom(cctx)
+			if err != nil {
+				return failf("bench: %v", err)
+			}
+			stderr := cctx.App.ErrWriter
+			showBar := !cctx.Bool("json") && isTerminal(stderr)
+			rep, err := runBench(cctx.Context, o, stderr, showBar)
+			if err != nil {
+				return failf("bench: %v", err)
+			}
+			if cctx.Bool("json") {
+				return writeJSON(cctx.App.Writer, rep)
+			}
+			printBench(cctx.App.Writer, rep)
+			return nil
+		},
+	}
+}
+
+func benchOptionsFrom(cctx *cli.Context) (benchOptions, error) {
+	o := benchOptions{
+		ops:         cctx.Int64("ops"),
+		duration:    cctx.Duration("duration"),
+		concurrency: cctx.Int("concurrency"),
+		valueSize:   cctx.Int("value-size"),
+		getRatio:    cctx.Float64("get-ratio"),
+		keys:        cctx.Int("keys"),
+		putConfirm:  cctx.Bool("put-confirm"),
+		timeout:     cctx.Duration("timeout"),
+	}
+	for _, a := range strings.Split(cctx.String("api"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.addrs = append(o.addrs, a)
+		}
+	}
+	var err error
+	if o.ttl, err = ttlSeconds(cctx.Duration("ttl")); err != nil {
+		return o, err
+	}
+	if o.replication, err = replicationValue(cctx); err != nil {
+		return o, err
+	}
+	switch {
+	case len(o.addrs) == 0:
+		return o, errors.New("--api names no address")
+	case o.duration < 0:
+		return o, errors.New("--duration is negative")
+	case o.duration == 0 && o.ops < 1:
+		return o, errors.New("--ops must be at least 1")
+	case o.concurrency < 1:
+		return o, errors.New("--concurrency must be at least 1")
+	case o.valueSize < 1 || o.valueSize > api.MaxValueSize:
+		return o, fmt.Errorf("--value-size %d: want 1..%d", o.valueSize, api.MaxValueSize)
+	case o.getRatio < 0 || o.getRatio > 1 || math.IsNaN(o.getRatio):
+		return o, fmt.Errorf("--get-ratio %v: want 0..1", o.getRatio)
+	case o.keys < o.concurrency:
+		return o, fmt.Errorf("--keys %d is under --concurrency %d: each connection needs keys of its own", o.keys, o.concurrency)
+	case o.timeout <= 0:
+		return o, errors.New("--timeout must be positive")
+	}
+	return o, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func benchKey(i int) [api.KeySize]byte {
+	var k [api.KeySize]byte
+	copy(k[:], fmt.Sprintf("bench-%d", i))
+	return k
+}
+
+// runBench connects, runs the workers and summarises what they measured.
+func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar bool) (benchReport, error) {
+	clients := make([]*api.Client, o.concurrency)
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for i := range clients {
+		dctx, cancel := context.WithTimeout(ctx, o.timeout)
+		c, err := api.Dial(dctx, o.addrs[i%len(o.addrs)])
+		cancel()
+		if err != nil {
+			return benchReport{}, err
+		}
+		clients[i] = c
+	}
+
+	runCtx := ctx
+	if o.duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	var issued, done atomic.Int64
+	barMax := o.ops
+	if o.duration > 0 {
+		barMax = -1
+	}
+	stopBar := startBar(stderr, showBar, barMax, &done)
+
+	workers := make([]benchWorker, o.concurrency)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			clients[w] = runWorker(runCtx, o, w, clients[w], &workers[w], &issued, &done)
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopBar()
+
+	rep := benchReport{
+		Addrs: o.addrs, Concurrency: o.concurrency, ValueSize: o.valueSize, Keys: o.keys,
+		PutConfirm: o.putConfirm, Ops: done.Load(), Seconds: elapsed.Seconds(),
+	}
+	if elapsed > 0 {
+		rep.OpsPerSec = float64(rep.Ops) / elapsed.Seconds()
+	}
+	var puts, gets []time.Duration
+	for i := range workers {
+		w := &workers[i]
+		puts = append(puts, w.putLat...)
+		gets = append(gets, w.getLat...)
+		rep.GetHits += w.hits
+		rep.GetMisses += w.misses
+		rep.FailedGets += w.failed
+		rep.Errors += w.errs
+		if w.firstErr != nil && rep.FirstError == "" {
+			rep.FirstError = w.firstErr.Error()
+		}
+	}
+	rep.Put = summarise(puts)
+	rep.Get = summarise(gets)
+	return rep, nil
+}
+
+// startBar draws the progress of done on stderr until the returned function
+// is called; it draws nothing unless show.
+func startBar(stderr io.Writer, show bool, max int64, done *atomic.Int64) (stop func()) {
+	if !show {
+		return func() {}
+	}
+	bar := progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetDescription("bench"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("ops"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				_ = bar.Set64(done.Load()) // drawing errors do not matter
+			case <-quit:
+				return
+			}
+		}
+	})
+	return func() {
+		close(quit)
+		wg.Wait()
+		_ = bar.Finish()
+	}
+}
+
+// runWorker runs operations on c until the run's ops are issued or ctx
+// ends, and returns the client it ended with: when a connection fails it
+// dials a new one. Worker w owns the keys w, w+concurrency,
+// w+2*concurrency, ...
+func runWorker(ctx context.Context, o benchOptions, w int, c *api.Client, st *benchWorker, issued, done *atomic.Int64) *api.Client {
+	rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+	nkeys := (o.keys - w + o.concurrency - 1) / o.concurrency
+	wasPut := make([]bool, nkeys)
+	value := make([]byte, o.valueSize)
+	for i := range value {
+		value[i] = byte('a' + rng.IntN(26))
+	}
+	for ctx.Err() == nil {
+		if o.duration == 0 && issued.Add(1) > o.ops {
+			return c
+		}
+		if st.errs > 0 && c.Err() != nil {
+			c.Close()
+			dctx, cancel := context.WithTimeout(ctx, o.timeout)
+			nc, err := api.Dial(dctx, o.addrs[w%len(o.addrs)])
+			cancel()
+			if err != nil {
+				st.fail(err)
+				return nil
+			}
+			c = nc
+		}
+		j := rng.IntN(nkeys)
+		k := benchKey(w + j*o.concurrency)
+		octx, cancel := context.WithTimeout(ctx, o.timeout)
+		start := time.Now()
+		if rng.Float64() < o.getRatio {
+			_, err := c.Get(octx, k)
+			lat := time.Since(start)
+			switch {
+			case err == nil:
+				st.hits++
+			case errors.Is(err, api.ErrNotFound) && wasPut[j]:
+				st.failed++
+			case errors.Is(err, api.ErrNotFound):
+				st.misses++
+			default:
+				if ctx.Err() != nil {
+					cancel()
+					return c // the run ended during the operation
+				}
+				st.fail(err)
+			}
+			st.getLat = append(st.getLat, lat)
+		} else {
+			err := c.Put(octx, api.Put{TTL: o.ttl, Replication: o.replication, Key: k, Value: value})
+			if err == nil && o.putConfirm {
+				_, err = c.Get(octx, k)
+				if errors.Is(err, api.ErrNotFound) {
+					st.failed++
+					err = nil
+				}
+			}
+			lat := time.Since(start)
+			if err != nil {
+				if ctx.Err() != nil {
+					cancel()
+					return c
+				}
+				st.fail(err)
+			}
+			wasPut[j] = true
+			st.putLat = append(st.putLat, lat)
+		}
+		cancel()
+		done.Add(1)
+	}
+	return c
+}
+
+func summarise(lat []time.Duration) latencyReport {
+	r := latencyReport{Count: int64(len(lat))}
+	if len(lat) == 0 {
+		return r
+	}
+	slices.Sort(lat)
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	pct := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(lat)))) - 1
+		return ms(lat[max(0, min(i, len(lat)-1))])
+	}
+	r.P50, r.P90, r.P99, r.P999 = pct(0.50), pct(0.90), pct(0.99), pct(0.999)
+	r.Max = ms(lat[len(lat)-1])
+	return r
+}
+
+func printBench(w io.Writer, r benchReport) {
+	fmt.Fprintf(w, "%d ops in %.2fs against %s (%d connections, %d-byte values, %d keys): %.0f ops/s\n",
+		r.Ops, r.Seconds, strings.Join(r.Addrs, ","), r.Concurrency, r.ValueSize, r.Keys, r.OpsPerSec)
+	putNote := "time to write the PUT; the protocol does not acknowledge PUTs (see --put-confirm)"
+	if r.PutConfirm {
+		putNote = "PUT plus confirming GET round trip"
+	}
+	for _, l := range []struct {
+		name string
+		r    latencyReport
+		note string
+	}{{"PUT", r.Put, putNote}, {"GET", r.Get, "round trip"}} {
+		fmt.Fprintf(w, "%-4s %8d ops  p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  (%s)\n",
+			l.name, l.r.Count, l.r.P50, l.r.P90, l.r.P99, l.r.P999, l.r.Max, l.note)
+	}
+	fmt.Fprintf(w, "GETs: %d hits, %d misses (key not put yet), %d failed (put earlier, answered FAILURE); %d errors\n",
+		r.GetHits, r.GetMisses, r.FailedGets, r.Errors)
+	if r.FirstError != "" {
+		fmt.Fprintf(w, "first error: %s\n", r.FirstError)
+	}
+}

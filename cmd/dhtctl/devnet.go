@@ -1,0 +1,417 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/durachord/durachord/api"
+	"github.com/durachord/durachord/crypto"
+)
+
+// devnetNode is one node of a development ring, as --json prints it.
+type devnetNode struct {
+	ID      string `json:"id"`
+	P2P     string `json:"p2p"`
+	API     string `json:"api"`
+	Admin   string `json:"admin"`
+	DataDir string `json:"data_dir"`
+
+	dir string
+	log string
+	cmd *exec.Cmd
+	// exited receives the process's exit once it ends.
+	exited chan error
+}
+
+// devnetConfig makes a development ring converge in seconds rather than the
+// production defaults' tens of seconds.
+const devnetConfig = `# written by dhtctl devnet
+log_level = "info"
+shutdown_timeout = "10s"
+
+[ring]
+stabilize_interval = "200ms"
+fix_fingers_interval = "200ms"
+check_predecessor_interval = "500ms"
+
+[records]
+repair_interval = "5s"
+sweep_interval = "10s"
+`
+
+func devnetCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "devnet",
+		Usage: "start a complete local ring for trying durachord (stops every node on Ctrl-C)",
+		UsageText: "dhtctl devnet [--nodes 4] [--demo] [--json] [--dir DIR] [--dhtd PATH] [--duration D]\n\n" +
+			"Makes a CA, node certificates and an HMAC key in a temporary folder, starts N dhtd\n" +
+			"processes on 127.0.0.1, waits until the ring is stable, and prints each node's addresses\n" +
+			"with commands to paste. It runs until Ctrl-C (or --duration), then stops every node and\n" +
+			"removes the folder (unless --dir was given). Node logs: <dir>/nodeN/dhtd.log.",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "nodes", Aliases: []string{"n"}, Value: 4, Usage: "number of nodes (1..64)"},
+			&cli.BoolFlag{Name: "demo", Usage: "once ready, put a value through the first node and get it through the last"},
+			&cli.BoolFlag{Name: "json", Usage: `once ready, print one line {"nodes":[{"id","p2p","api","admin","data_dir"},..]}`},
+			&cli.StringFlag{Name: "dir", Usage: "keep everything in `DIR` (created; kept on exit) instead of a temporary folder"},
+			&cli.StringFlag{Name: "dhtd", Usage: "`PATH` of the dhtd program (default: next to dhtctl, then $PATH)"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop by itself after this long (0: run until Ctrl-C)"},
+			&cli.DurationFlag{Name: "ready-timeout", Value: 90 * time.Second, Usage: "give up if the ring is not stable within this long"},
+		},
+		Action: runDevnet,
+	}
+}
+
+func findDHTD(flag string) (string, error) {
+	if flag != "" {
+		if _, err := os.Stat(flag); err != nil {
+			return "", fmt.Errorf("--dhtd %s: %v", flag, err)
+		}
+		return flag, nil
+	}
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "dhtd")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("dhtd"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("dhtd not found next to dhtctl or in $PATH: run `make build` or pass --dhtd")
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func runDevnet(c *cli.Context) error {
+	n := c.Int("nodes")
+	if n < 1 || n > 64 {
+		return failf("devnet: --nodes must be 1..64, have %d", n)
+	}
+	if c.NArg() > 0 {
+		return failf("devnet takes no arguments, have %q", c.Args().First())
+	}
+	dhtd, err := findDHTD(c.String("dhtd"))
+	if err != nil {
+		return failf("devnet: %v", err)
+	}
+	dir, keep := c.String("dir"), c.IsSet("dir")
+	if keep {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return failf("devnet: %v", err)
+		}
+	} else if dir, err = os.MkdirTemp("", "durachord-devnet-"); err != nil {
+		return failf("devnet: %v", err)
+	}
+	if !keep {
+		defer os.RemoveAll(dir)
+	}
+	out, errw := c.App.Writer, c.App.ErrWriter
+	jsonOut := c.Bool("json")
+	say := func(format string, args ...any) {
+		if !jsonOut {
+			fmt.Fprintf(errw, format+"\n", args...)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if d := c.Duration("duration"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+
+	nodes, err := devnetPrepare(dir, n)
+	if err != nil {
+		return failf("devnet: %v", err)
+	}
+	say("starting %d nodes in %s", n, dir)
+	defer devnetStop(nodes, errw)
+	for i, nd := range nodes {
+		args := []string{"--config", filepath.Join(nd.dir, "config.toml"),
+			"--p2p-address", nd.P2P, "--api-address", nd.API, "--admin-address", nd.Admin,
+			"--data-dir", nd.DataDir, "--tls-dir", filepath.Join(nd.dir, "tls"),
+			"--hmac-keys", filepath.Join(dir, "hmac.keys")}
+		if i > 0 {
+			args = append(args, "--bootstrap", nodes[0].P2P)
+		}
+		if err := nd.start(dhtd, args); err != nil {
+			return failf("devnet: start node %d: %v", i+1, err)
+		}
+	}
+
+	rctx, cancel := context.WithTimeout(ctx, c.Duration("ready-timeout"))
+	err = devnetWaitStable(rctx, nodes)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
+		return failf("devnet: ring not stable: %v (logs in %s/node*/dhtd.log; use --dir to keep them)", err, dir)
+	}
+
+	if jsonOut {
+		line, _ := json.Marshal(map[string]any{"nodes": nodes})
+		fmt.Fprintln(out, string(line))
+	} else {
+		printDevnet(out, nodes)
+	}
+	if c.Bool("demo") {
+		if err := devnetDemo(ctx, out, nodes); err != nil {
+			return failf("devnet: demo: %v", err)
+		}
+	}
+	say("ring of %d nodes running; Ctrl-C stops it", n)
+	for {
+		select {
+		case <-ctx.Done():
+			say("stopping %d nodes", n)
+			return nil
+		case <-time.After(time.Second):
+		}
+		for i, nd := range nodes {
+			select {
+			case err := <-nd.exited:
+				nd.exited <- err // keep it for devnetStop
+				return failf("devnet: node %d exited unexpectedly (%v); its log: %s", i+1, err, nd.log)
+			default:
+			}
+		}
+	}
+}
+
+// devnetPrepare makes the CA, the HMAC key and each node's folder,
+// certificate and addresses.
+func devnetPrepare(dir string, n int) ([]*devnetNode, error) {
+	caDir := filepath.Join(dir, "ca")
+	if err := crypto.InitCA(caDir); err != nil {
+		return nil, err
+	}
+	ca, err := crypto.LoadCA(caDir)
+	if err != nil {
+		return nil, err
+	}
+	key, err := crypto.NewHMACKey()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "hmac.keys"), []byte(key+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	nodes := make([]*devnetNode, n)
+	for i := range nodes {
+		nd := &devnetNode{dir: filepath.Join(dir, "node"+strconv.Itoa(i+1))}
+		nd.DataDir = filepath.Join(nd.dir, "data")
+		nd.log = filepath.Join(nd.dir, "dhtd.log")
+		for _, a := range []*string{&nd.P2P, &nd.API, &nd.Admin} {
+			if *a, err = freeAddr(); err != nil {
+				return nil, err
+			}
+		}
+		cert, err := ca.Issue(nd.P2P)
+		if err != nil {
+			return nil, err
+		}
+		if err := cert.WriteDir(filepath.Join(nd.dir, "tls"), false); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(nd.dir, "config.toml"), []byte(devnetConfig), 0o600); err != nil {
+			return nil, err
+		}
+		nd.ID = cert.ID.String()
+		nodes[i] = nd
+	}
+	return nodes, nil
+}
+
+func (nd *devnetNode) start(dhtd string, args []string) error {
+	logf, err := os.OpenFile(nd.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	nd.cmd = exec.Command(dhtd, args...)
+	nd.cmd.Stdout, nd.cmd.Stderr = logf, logf
+	// Own process group: a Ctrl-C in the terminal reaches devnet only, which
+	// then stops the nodes in order.
+	nd.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := nd.cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	nd.exited = make(chan error, 1)
+	go func() {
+		err := nd.cmd.Wait()
+		logf.Close()
+		nd.exited <- err
+	}()
+	return nil
+}
+
+// devnetWaitStable polls until every node is ready and the ring walked from
+// the first node holds every node in ID order.
+func devnetWaitStable(ctx context.Context, nodes []*devnetNode) error {
+	want := make([]string, len(nodes))
+	for i, nd := range nodes {
+		want[i] = nd.ID
+	}
+	sort.Strings(want)
+	var last error
+	for {
+		last = devnetCheck(ctx, nodes, want)
+		if last == nil {
+			return nil
+		}
+		for i, nd := range nodes {
+			select {
+			case err := <-nd.exited:
+				nd.exited <- err
+				return fmt.Errorf("node %d exited (%v); its log: %s", i+1, err, nd.log)
+			default:
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func devnetCheck(ctx context.Context, nodes []*devnetNode, want []string) error {
+	for i, nd := range nodes {
+		var st nodeStatus
+		if err := adminGet(ctx, nd.Admin, "/status", &st); err != nil {
+			return err
+		}
+		if !st.Ready {
+			return fmt.Errorf("node %d not ready", i+1)
+		}
+		// Its successor must be the next ID on the circle.
+		idx := sort.SearchStrings(want, st.ID)
+		next := want[(idx+1)%len(want)]
+		if len(want) > 1 && (len(st.Successors) == 0 || st.Successors[0].ID != next) {
+			return fmt.Errorf("node %d: successor not settled", i+1)
+		}
+	}
+	return nil
+}
+
+func printDevnet(w io.Writer, nodes []*devnetNode) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "node\tid\tp2p\tapi\tadmin\tdata dir")
+	for i, nd := range nodes {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, shortHex(nd.ID), nd.P2P, nd.API, nd.Admin, nd.DataDir)
+	}
+	_ = tw.Flush()
+	last := nodes[len(nodes)-1]
+	prog := progName()
+	fmt.Fprintf(w, "\nTry it (from another terminal):\n")
+	fmt.Fprintf(w, "  %s put --api %s hello 'hello, world'\n", prog, nodes[0].API)
+	fmt.Fprintf(w, "  %s get --api %s hello\n", prog, last.API)
+	fmt.Fprintf(w, "  %s ring --admin %s\n", prog, nodes[0].Admin)
+	fmt.Fprintf(w, "  %s bench --api %s\n\n", prog, joinAPIs(nodes))
+}
+
+// progName is dhtctl as the user invoked it (bin/dhtctl after make demo), so
+// that the printed commands paste as they are.
+func progName() string {
+	if p := os.Args[0]; strings.Contains(p, "/") {
+		return p
+	}
+	return "dhtctl"
+}
+
+func joinAPIs(nodes []*devnetNode) string {
+	s := ""
+	for i, nd := range nodes {
+		if i > 0 {
+			s += ","
+		}
+		s += nd.API
+	}
+	return s
+}
+
+// devnetDemo puts a value through the first node and reads it through the
+// last, over the client protocol.
+func devnetDemo(ctx context.Context, w io.Writer, nodes []*devnetNode) error {
+	var key [api.KeySize]byte
+	copy(key[:], "hello")
+	value := []byte("hello from durachord at " + time.Now().Format(time.RFC3339))
+	first, last := nodes[0], nodes[len(nodes)-1]
+
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	pc, err := api.Dial(dctx, first.API)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	if err := pc.Put(dctx, api.Put{TTL: 3600, Replication: 3, Key: key, Value: value}); err != nil {
+		return err
+	}
+	// Read-your-writes on the same connection: the put has been applied once
+	// this get answers.
+	if _, err := pc.Get(dctx, key); err != nil {
+		return fmt.Errorf("get after put on %s: %w", first.API, err)
+	}
+	fmt.Fprintf(w, "PUT  via node 1 (%s): key \"hello\" = %q\n", first.API, value)
+	gc, err := api.Dial(dctx, last.API)
+	if err != nil {
+		return err
+	}
+	defer gc.Close()
+	got, err := gc.Get(dctx, key)
+	if err != nil {
+		return fmt.Errorf("get via %s: %w", last.API, err)
+	}
+	fmt.Fprintf(w, "GET  via node %d (%s): key \"hello\" = %q\n\n", len(nodes), last.API, got)
+	return nil
+}
+
+// devnetStop asks every node to leave (SIGTERM), waits, and kills the ones
+// still running after the grace period.
+func devnetStop(nodes []*devnetNode, errw io.Writer) {
+	for _, nd := range nodes {
+		if nd != nil && nd.cmd != nil && nd.cmd.Process != nil {
+			_ = nd.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	deadline := time.After(15 * time.Second)
+	for i, nd := range nodes {
+		if nd == nil || nd.cmd == nil || nd.exited == nil {
+			continue
+		}
+		select {
+		case <-nd.exited:
+		case <-deadline:
+			fmt.Fprintf(errw, "devnet: node %d did not stop in time; killing it\n", i+1)
+			_ = nd.cmd.Process.Kill()
+			<-nd.exited
+		}
+	}
+}

@@ -1,0 +1,482 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/durachord/durachord/api"
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/config"
+	"github.com/durachord/durachord/crypto"
+	"github.com/durachord/durachord/dht"
+	"github.com/durachord/durachord/rpc"
+	"github.com/durachord/durachord/store"
+)
+
+// daemon holds the running pieces of a node, in the order they start.
+type daemon struct {
+	cfg    config.Config
+	log    hclog.Logger
+	reg    *prometheus.Registry
+	db     *store.Store
+	id     *crypto.Identity
+	keys   *crypto.Keyring
+	client *rpc.Client
+	server *rpc.Server
+	node   *chord.Node
+	svc    *dht.Service
+	api    *api.Server
+	admin  *http.Server
+
+	p2pLn, apiLn, adminLn net.Listener
+}
+
+func newLogger(cfg config.Config, w io.Writer) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:       "dhtd",
+		Level:      hclog.LevelFromString(cfg.LogLevel),
+		JSONFormat: cfg.LogFormat == "json",
+		Output:     &oneLinePerEvent{w: w},
+	})
+}
+
+// serve runs a node until a signal or ctx asks it to stop.
+func serve(ctx context.Context, cfg config.Config, reload func() (config.Config, error), stderr io.Writer) error {
+	log := newLogger(cfg, stderr)
+	d := &daemon{cfg: cfg, log: log}
+	if err := d.open(); err != nil {
+		d.close()
+		return err
+	}
+	defer d.close()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	runCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	d.startServers(&wg, errc)
+
+	// Join while watching for a signal, so that a node that cannot reach
+	// its ring still stops when asked.
+	joined := make(chan error, 1)
+	go func() { joined <- d.join(runCtx) }()
+	for waiting := true; waiting; {
+		select {
+		case err := <-joined:
+			if err != nil {
+				stopLoops()
+				d.shutdownServers()
+				wg.Wait()
+				return err
+			}
+			waiting = false
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				d.reload(reload)
+				continue
+			}
+			log.Info("stopping before the node joined", "signal", sig.String())
+			stopLoops()
+			<-joined
+			d.shutdownServers()
+			wg.Wait()
+			return nil
+		}
+	}
+
+	wg.Go(func() { _ = d.node.Run(runCtx) })
+	wg.Go(func() { _ = d.svc.Run(runCtx) })
+	wg.Go(func() { d.notifyLoop(runCtx) })
+	log.Info("node running", "id", d.node.Self().ID.String(), "p2p", d.node.Self().Addr,
+		"api", addrOf(d.apiLn), "admin", addrOf(d.adminLn))
+
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				d.reload(reload)
+				continue
+			}
+			log.Info("leaving the ring", "signal", sig.String(), "timeout", d.cfg.ShutdownTimeout.Duration)
+			d.leave(sigs)
+			stopLoops()
+			d.shutdownServers()
+			wg.Wait()
+			log.Info("stopped")
+			return nil
+		case err := <-errc:
+			log.Error("server failed", "error", err)
+			stopLoops()
+			d.shutdownServers()
+			wg.Wait()
+			return err
+		case <-ctx.Done():
+			stopLoops()
+			d.shutdownServers()
+			wg.Wait()
+			return nil
+		}
+	}
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+// open opens the database, loads the identity and keys, listens, and builds
+// the node. Nothing talks to the network yet.
+func (d *daemon) open() error {
+	cfg := d.cfg
+	d.reg = prometheus.NewRegistry()
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	scfg := store.DefaultConfig()
+	scfg.Logger = d.log
+	scfg.Metrics = d.reg
+	db, err := store.Open(cfg.DataDir, scfg)
+	if err != nil {
+		return fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	d.db = db
+
+	if d.id, err = crypto.LoadIdentity(cfg.TLSDir); err != nil {
+		return fmt.Errorf("tls_dir: %w", err)
+	}
+	if d.keys, err = crypto.LoadKeyring(cfg.HMACKeys); err != nil {
+		return fmt.Errorf("hmac_keys: %w", err)
+	}
+
+	if d.p2pLn, err = net.Listen("tcp", cfg.P2PAddress); err != nil {
+		return fmt.Errorf("p2p_address: %w", err)
+	}
+	self := chord.NodeInfo{ID: d.id.ID, Addr: announceAddr(cfg.P2PAddress, d.p2pLn)}
+
+	ccfg := rpc.DefaultClientConfig()
+	ccfg.CallTimeout = cfg.Ring.CallTimeout.Duration
+	ccfg.MaxFrameSize = cfg.RPC.MaxFrameBytes
+	ccfg.IdleTimeout = cfg.RPC.IdleTimeout.Duration
+	ccfg.Logger = d.log
+	ccfg.Metrics = d.reg
+	if d.client, err = rpc.NewClient(ccfg, d.id, d.keys); err != nil {
+		return fmt.Errorf("rpc client: %w", err)
+	}
+
+	ncfg := chord.DefaultConfig()
+	ncfg.SuccessorListLen = cfg.Ring.SuccessorListLen
+	ncfg.StabilizeInterval = cfg.Ring.StabilizeInterval.Duration
+	ncfg.FixFingersInterval = cfg.Ring.FixFingersInterval.Duration
+	ncfg.CheckPredecessorInterval = cfg.Ring.CheckPredecessorInterval.Duration
+	ncfg.CallTimeout = cfg.Ring.CallTimeout.Duration
+	ncfg.LookupTimeout = cfg.Ring.LookupTimeout.Duration
+	ncfg.MaxHops = cfg.Ring.MaxHops
+	ncfg.CacheSize = cfg.Ring.CacheSize
+	ncfg.Logger = d.log
+	ncfg.Metrics = d.reg
+	if d.node, err = chord.New(ncfg, self, d.client, d.db); err != nil {
+		return fmt.Errorf("ring: %w", err)
+	}
+	d.node.SetRecordCounts(d.recordCounts)
+	d.reg.MustRegister(newStateCollector(d))
+
+	dcfg := dht.DefaultConfig()
+	dcfg.DefaultTTL = cfg.Records.DefaultTTL.Duration
+	dcfg.MaxTTL = cfg.Records.MaxTTL.Duration
+	dcfg.DefaultReplication = cfg.Records.DefaultReplication
+	dcfg.MaxReplication = cfg.Records.MaxReplication
+	dcfg.CallTimeout = cfg.Ring.CallTimeout.Duration
+	dcfg.SweepInterval = cfg.Records.SweepInterval.Duration
+	dcfg.MaintainInterval = cfg.Records.RepairInterval.Duration
+	dcfg.RepairRate = cfg.Records.RepairRate
+	dcfg.Logger = d.log
+	dcfg.Metrics = d.reg
+	if d.svc, err = dht.New(dcfg, d.node, d.client, d.db); err != nil {
+		return fmt.Errorf("records: %w", err)
+	}
+	// A graceful leave hands the records over before the neighbours hear of it.
+	d.node.BeforeLeave(d.svc.HandOff)
+
+	scfgRPC := rpc.DefaultServerConfig()
+	scfgRPC.MaxFrameSize = cfg.RPC.MaxFrameBytes
+	scfgRPC.MaxHandlers = cfg.RPC.MaxHandlers
+	scfgRPC.Logger = d.log
+	scfgRPC.Metrics = d.reg
+	if d.server, err = rpc.NewServer(scfgRPC, d.id, d.keys, d.node); err != nil {
+		return fmt.Errorf("rpc server: %w", err)
+	}
+
+	if cfg.APIAddress != "" {
+		acfg := apiConfig(cfg)
+		acfg.Logger = d.log
+		acfg.Metrics = d.reg
+		if d.api, err = api.NewServer(acfg, apiService{d.svc}); err != nil {
+			return fmt.Errorf("api: %w", err)
+		}
+		if d.apiLn, err = net.Listen("tcp", cfg.APIAddress); err != nil {
+			return fmt.Errorf("api_address: %w", err)
+		}
+	}
+	if cfg.AdminAddress != "" {
+		if d.adminLn, err = net.Listen("tcp", cfg.AdminAddress); err != nil {
+			return fmt.Errorf("admin_address: %w", err)
+		}
+		d.admin = &http.Server{Handler: d.adminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return nil
+}
+
+// announceAddr is the address peers dial: the configured one, with the port
+// the listener got when the configured port was 0.
+func announceAddr(configured string, l net.Listener) string {
+	host, port, err := net.SplitHostPort(configured)
+	if err != nil || port != "0" {
+		return configured
+	}
+	_, got, _ := net.SplitHostPort(l.Addr().String())
+	return net.JoinHostPort(host, got)
+}
+
+func apiConfig(cfg config.Config) api.Config {
+	a := api.DefaultConfig()
+	a.MaxConns = cfg.API.MaxConns
+	a.MaxInFlight = cfg.API.MaxInFlight
+	a.ReadTimeout = cfg.API.ReadTimeout.Duration
+	a.IdleTimeout = cfg.API.IdleTimeout.Duration
+	a.RequestTimeout = cfg.API.RequestTimeout.Duration
+	return a
+}
+
+func (d *daemon) recordCounts() chord.RecordCounts {
+	st, err := d.db.Stats()
+	if err != nil {
+		d.log.Warn("record counts unavailable", "error", err)
+		return chord.RecordCounts{}
+	}
+	return chord.RecordCounts{Primary: st.PrimaryRecords, Replica: st.ReplicaRecords}
+}
+
+func (d *daemon) startServers(wg *sync.WaitGroup, errc chan<- error) {
+	wg.Go(func() {
+		if err := d.server.Serve(d.p2pLn); err != nil && !errors.Is(err, rpc.ErrServerClosed) {
+			errc <- fmt.Errorf("rpc: %w", err)
+		}
+	})
+	if d.api != nil {
+		wg.Go(func() {
+			if err := d.api.Serve(d.apiLn); err != nil && !errors.Is(err, api.ErrServerClosed) {
+				errc <- fmt.Errorf("api: %w", err)
+			}
+		})
+	}
+	if d.admin != nil {
+		wg.Go(func() {
+			if err := d.admin.Serve(d.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("admin: %w", err)
+			}
+		})
+	}
+}
+
+// join enters a ring: through the bootstrap peers when given, else through
+// the peers remembered from the last run, else as the first node of a new
+// ring. It retries until it succeeds or ctx ends, so that nodes started
+// together find each other whatever their order.
+//
+// When a whole ring restarts at once, no remembered peer has joined yet and
+// every rejoin fails. The node with the lowest ID among itself and the peers
+// it saved then starts the ring: every other node saved its predecessor,
+// which is lower, so exactly one node does so, and the rest join it. A node
+// that has not rejoined within rejoinGrace starts a ring too. Either way it
+// keeps probing the peers it saved, and merges into their ring once they
+// answer.
+func (d *daemon) join(ctx context.Context) error {
+	started := time.Now()
+	attempt := func(ctx context.Context) error {
+		if len(d.cfg.Bootstrap) > 0 {
+			return d.node.Join(ctx, d.cfg.Bootstrap)
+		}
+		err := d.node.Rejoin(ctx)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, chord.ErrNoPeers) {
+			d.log.Info("no bootstrap peer and none remembered: starting a new ring")
+			return d.node.Create()
+		}
+		seed, serr := d.lowestOfSaved()
+		switch {
+		case serr != nil:
+			return errors.Join(err, serr)
+		case seed:
+			d.log.Info("no remembered peer has joined and this node has the lowest ID: starting the ring", "rejoin-error", err)
+		case time.Since(started) > rejoinGrace:
+			d.log.Warn("no remembered peer answered in time: starting a ring and probing them", "waited", rejoinGrace, "rejoin-error", err)
+		default:
+			return err
+		}
+		if err := d.node.Create(); err != nil {
+			return err
+		}
+		return d.node.RememberSaved()
+	}
+	backoff := 200 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, d.cfg.Ring.LookupTimeout.Duration+d.cfg.Ring.CallTimeout.Duration)
+		err := attempt(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.log.Warn("join failed; retrying", "error", err, "retry-in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// rejoinGrace is how long a restarted node tries to rejoin through the peers
+// it remembers before it starts a ring of its own.
+const rejoinGrace = 30 * time.Second
+
+// lowestOfSaved reports whether this node's ID is below every saved peer's.
+func (d *daemon) lowestOfSaved() (bool, error) {
+	peers, err := d.node.SavedPeers()
+	if err != nil {
+		return false, err
+	}
+	self := d.node.Self().ID
+	for _, p := range peers {
+		if p.ID != self && p.ID.Cmp(self) < 0 {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// leave hands records over and tells the neighbours, bounded by the
+// shutdown timeout; a second SIGINT/SIGTERM exits at once.
+func (d *daemon) leave(sigs <-chan os.Signal) {
+	notifyStopping()
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout.Duration)
+	defer cancel()
+	go func() {
+		for sig := range sigs {
+			if sig != syscall.SIGHUP {
+				d.log.Warn("second signal: exiting at once", "signal", sig.String())
+				os.Exit(1)
+			}
+		}
+	}()
+	if d.api != nil {
+		// Stop taking requests, let the started ones finish.
+		if err := d.api.Shutdown(ctx); err != nil {
+			d.log.Warn("api shutdown incomplete", "error", err)
+		}
+	}
+	if err := d.node.Leave(ctx); err != nil {
+		d.log.Warn("leave incomplete", "error", err)
+	}
+}
+
+func (d *daemon) shutdownServers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if d.api != nil {
+		_ = d.api.Close()
+	}
+	if d.admin != nil {
+		_ = d.admin.Shutdown(ctx)
+	}
+	if d.server != nil {
+		_ = d.server.Shutdown(ctx)
+	}
+}
+
+// close releases what open acquired; safe on a partly opened daemon.
+func (d *daemon) close() {
+	if d.client != nil {
+		_ = d.client.Close()
+	}
+	for _, l := range []net.Listener{d.p2pLn, d.apiLn, d.adminLn} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+	if d.db != nil {
+		if err := d.db.Close(); err != nil {
+			d.log.Error("closing the database", "error", err)
+		}
+	}
+}
+
+// reload applies what SIGHUP can change: the log level, the API limits and
+// the HMAC keyring. Keys that need a restart are named in a warning.
+func (d *daemon) reload(load func() (config.Config, error)) {
+	next, err := load()
+	if err != nil {
+		d.log.Error("reload refused: configuration invalid", "error", err)
+		return
+	}
+	keys, err := crypto.LoadKeyring(next.HMACKeys)
+	if err != nil {
+		d.log.Error("reload refused: hmac_keys", "error", err)
+		return
+	}
+	applied, restart := d.cfg.Reload(next)
+	if d.api != nil {
+		if err := d.api.SetLimits(apiConfig(applied)); err != nil {
+			d.log.Error("reload refused: api limits", "error", err)
+			return
+		}
+	}
+	d.cfg = applied
+	d.log.SetLevel(hclog.LevelFromString(applied.LogLevel))
+	d.keys.Replace(keys)
+	if len(restart) > 0 {
+		d.log.Warn("reload: these keys change only on restart", "keys", restart)
+	}
+	d.log.Info("configuration reloaded", "log-level", applied.LogLevel)
+}
+
+// apiService adapts the records layer to the client API.
+type apiService struct{ svc *dht.Service }
+
+func (a apiService) Put(ctx context.Context, p api.Put) error {
+	return a.svc.Put(ctx, p.Key, p.Value, time.Duration(p.TTL)*time.Second, p.Replication)
+}
+
+func (a apiService) Get(ctx context.Context, key [32]byte) ([]byte, error) {
+	v, err := a.svc.Get(ctx, key)
+	if errors.Is(err, dht.ErrNotFound) {
+		return nil, api.ErrNotFound
+	}
+	return v, err
+}

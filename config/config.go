@@ -1,0 +1,195 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is the daemon's configuration. The zero value is not useful: start
+// from Default, then Load a file over it, then set fields from flags, then call
+// Validate. The TOML key of every field is given in its tag; nested structs are
+// TOML tables ([api], [ring], [records], [rpc]).
+type Config struct {
+	// P2PAddress is HOST:PORT where the node listens for other nodes and the
+	// address it announces to them, so HOST must be one they can dial. Port 0
+	// picks a free port, and the node announces the port it got (for tests;
+	// a node that changes port on restart is found again only through its
+	// peers' successor lists). Required; no default.
+	P2PAddress string `toml:"p2p_address"`
+	// APIAddress is HOST:PORT of the client API (SPEC section 1). "" runs a
+	// node with no client API. Port 0 picks a free port. Default
+	// "127.0.0.1:7401".
+	APIAddress string `toml:"api_address"`
+	// AdminAddress is HOST:PORT of the admin HTTP server (/metrics, /healthz,
+	// /readyz, /status). "" turns it off. Port 0 picks a free port. Default
+	// "127.0.0.1:7410".
+	AdminAddress string `toml:"admin_address"`
+	// Bootstrap lists HOST:PORT peer addresses used to join a ring. Empty
+	// starts a new ring (or rejoins through the peers remembered in DataDir).
+	// Default empty.
+	Bootstrap []string `toml:"bootstrap"`
+	// DataDir holds the node's database and secrets. Created if missing.
+	// Default "/var/lib/durachord".
+	DataDir string `toml:"data_dir"`
+	// TLSDir holds ca.crt, node.crt and node.key (as `dhtctl cert issue`
+	// writes them). All three must exist. Default "/etc/durachord/tls".
+	TLSDir string `toml:"tls_dir"`
+	// HMACKeys is a file with one base64 cluster key per line; the first
+	// signs, all verify. Must exist. Default "/etc/durachord/hmac.keys".
+	HMACKeys string `toml:"hmac_keys"`
+	// LogLevel is one of trace, debug, info, warn, error. Default "info".
+	LogLevel string `toml:"log_level"`
+	// LogFormat is "text" or "json" (one JSON object per line). Default "text".
+	LogFormat string `toml:"log_format"`
+	// ShutdownTimeout bounds the graceful leave on SIGTERM/SIGINT (hand
+	// records to the successor, tell the neighbours). Default 30s; keep it
+	// below the service manager's stop timeout.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	API     APIConfig     `toml:"api"`
+	Ring    RingConfig    `toml:"ring"`
+	Records RecordsConfig `toml:"records"`
+	RPC     RPCConfig     `toml:"rpc"`
+}
+
+// APIConfig holds the limits of the client API server ([api]).
+type APIConfig struct {
+	// MaxConns is the most concurrent client connections; further
+	// connections are closed at once. Default 1024.
+	MaxConns int `toml:"max_conns"`
+	// MaxInFlight is the most GETs in progress per connection; beyond it the
+	// server stops reading from that connection (back-pressure). Default 64.
+	MaxInFlight int `toml:"max_in_flight"`
+	// ReadTimeout is how long a client may take to complete a message it
+	// started. Default 10s.
+	ReadTimeout Duration `toml:"read_timeout"`
+	// IdleTimeout closes a connection with no request for this long.
+	// Default 5m.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// RequestTimeout bounds one GET (lookup and fetch); on expiry the client
+	// gets DHT FAILURE. Default 5s.
+	RequestTimeout Duration `toml:"request_timeout"`
+}
+
+// RingConfig tunes the Chord overlay ([ring]).
+type RingConfig struct {
+	// SuccessorListLen is the number of successors each node tracks.
+	// Default 8.
+	SuccessorListLen int `toml:"successor_list_len"`
+	// StabilizeInterval is the period of the stabilise round. Default 1s.
+	StabilizeInterval Duration `toml:"stabilize_interval"`
+	// FixFingersInterval is the period of the finger refresh round.
+	// Default 1s.
+	FixFingersInterval Duration `toml:"fix_fingers_interval"`
+	// CheckPredecessorInterval is the period of the predecessor liveness
+	// check. Default 2s.
+	CheckPredecessorInterval Duration `toml:"check_predecessor_interval"`
+	// CallTimeout bounds one RPC to another node. Default 2s.
+	CallTimeout Duration `toml:"call_timeout"`
+	// LookupTimeout bounds a whole lookup (all hops). Default 5s.
+	LookupTimeout Duration `toml:"lookup_timeout"`
+	// MaxHops bounds the hops of one lookup. Default 32.
+	MaxHops int `toml:"max_hops"`
+	// CacheSize is the number of nodes kept in the lookup cache; 0 turns the
+	// cache off. Default 1024.
+	CacheSize int `toml:"cache_size"`
+}
+
+// RecordsConfig sets record lifetimes, replication and maintenance
+// ([records]).
+type RecordsConfig struct {
+	// DefaultTTL is the lifetime of a record PUT with TTL 0. Default 1h.
+	DefaultTTL Duration `toml:"default_ttl"`
+	// MaxTTL caps every TTL. The wire carries at most 65535 s (18h12m15s),
+	// so a larger MaxTTL only matters for DefaultTTL. Default 12h.
+	MaxTTL Duration `toml:"max_ttl"`
+	// DefaultReplication is the replication of a record PUT with
+	// replication 0. Default 3.
+	DefaultReplication int `toml:"default_replication"`
+	// MaxReplication caps every replication request (also cut to the ring
+	// size). At most ring.successor_list_len+1 and 255. Default 8.
+	MaxReplication int `toml:"max_replication"`
+	// SweepInterval is the period of the expired-record sweep. Default 1m.
+	SweepInterval Duration `toml:"sweep_interval"`
+	// RepairInterval is the period of the maintenance round (placement and
+	// anti-entropy); ring changes start rounds too. Default 1m.
+	RepairInterval Duration `toml:"repair_interval"`
+	// RepairRate bounds the records per second sent by repair and handoff.
+	// Default 1000.
+	RepairRate int `toml:"repair_rate"`
+}
+
+// RPCConfig tunes the node-to-node transport ([rpc]).
+type RPCConfig struct {
+	// MaxFrameBytes is the largest RPC frame accepted or sent, in bytes. At
+	// least 131072 (a record of 65535 bytes with its envelope). Default
+	// 4194304 (4 MiB).
+	MaxFrameBytes int `toml:"max_frame_bytes"`
+	// MaxHandlers bounds the RPCs served at once, over all connections.
+	// Default 256.
+	MaxHandlers int `toml:"max_handlers"`
+	// IdleTimeout closes a pooled connection unused for this long.
+	// Default 2m.
+	IdleTimeout Duration `toml:"idle_timeout"`
+}
+
+// Limits the wire and the design impose.
+const (
+	// MaxWireTTL is the largest TTL a client can send (u16 seconds).
+	MaxWireTTL = 65535 * time.Second
+	// MaxWireReplication is the largest replication a client can send (u8).
+	MaxWireReplication = 255
+	// MinFrameBytes is the smallest rpc.max_frame_bytes allowed.
+	MinFrameBytes = 128 << 10
+)
+
+// Default returns the defaults. P2PAddress is empty: it is required and has no
+// sensible default.
+func Default() Config {
+	return Config{
+		APIAddress:      "127.0.0.1:7401",
+		AdminAddress:    "127.0.0.1:7410",
+		DataDir:         "/var/lib/durachord",
+		TLSDir:          "/etc/durachord/tls",
+		HMACKeys:        "/etc/durachord/hmac.keys",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: D(30 * time.Second),
+		API: APIConfig{
+			MaxConns:       1024,
+			MaxInFlight:    64,
+			ReadTimeout:    D(10 * time.Second),
+			IdleTimeout:    D(5 * time.Minute),
+			RequestTimeout: D(5 * time.Second),
+		},
+		Ring: RingConfig{
+			SuccessorListLen:         8,
+			StabilizeInterval:        D(time.Second),
+			FixFingersInterval:       D(time.Second),
+			CheckPredecessorInterval: D(2 * time.Second),
+			CallTimeout:              D(2 * time.Second),
+			LookupTimeout:            D(5 * time.Second),
+			MaxHops:                  32,
+			CacheSize:                1024,
+		},
+		Records: RecordsConfig{
+			DefaultTTL:         D(time.Hour),
+			MaxTTL:             D(12 * time.Hour),
+			DefaultReplication: 3,
+			MaxReplication:     8,
+			SweepInterval:      D(time.Minute),
+			RepairInterval:     D(time.Minute),
+			RepairRate:         1000,
+		},
+		RPC: RPCConfig{
+			MaxFrameBytes: 4 << 20,
+			MaxHandlers:   256,
+			IdleTimeout:   D(2 * time.Minute),
+		},
+	}
+}
+
+// Clone returns a copy of c that shares no memory with it.
+func (c Config) Clone() Config {
+	c.Bootstrap = append([]string(nil), c.Bootstrap...)
+	return c
+}

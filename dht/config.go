@@ -1,0 +1,84 @@
+package dht
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config tunes the records layer. The zero value is not valid: start from
+// DefaultConfig.
+type Config struct {
+	// DefaultTTL applies to a PUT with TTL 0. Default 1h.
+	DefaultTTL time.Duration
+	// MaxTTL caps the TTL a client asks for. Default 18h12m15s (the largest
+	// the client protocol can carry).
+	MaxTTL time.Duration
+	// DefaultReplication applies to a PUT with replication 0. Default 3.
+	DefaultReplication int
+	// MaxReplication caps the replication a client asks for; the ring size
+	// caps it too. Default 8.
+	MaxReplication int
+	// CallTimeout bounds one call to another node. Default 2s.
+	CallTimeout time.Duration
+	// SweepInterval is how often expired records are deleted. Default 1m.
+	SweepInterval time.Duration
+	// MaintainInterval is how often the maintenance round (placement and
+	// anti-entropy) runs besides the rounds that ring changes start.
+	// Default 30s.
+	MaintainInterval time.Duration
+	// RepairRate caps the records one maintenance round sends or fetches per
+	// second. Default 2000.
+	RepairRate int
+	// PageBytes caps the value bytes in one page of records on the wire.
+	// Default 1 MiB.
+	PageBytes int
+	// Logger; nil discards.
+	Logger hclog.Logger
+	// Metrics registers the layer's collectors; nil leaves them unregistered.
+	Metrics prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		DefaultTTL:         time.Hour,
+		MaxTTL:             65535 * time.Second,
+		DefaultReplication: 3,
+		MaxReplication:     8,
+		CallTimeout:        2 * time.Second,
+		SweepInterval:      time.Minute,
+		MaintainInterval:   30 * time.Second,
+		RepairRate:         2000,
+		PageBytes:          1 << 20,
+	}
+}
+
+// Validate reports the first field out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.DefaultTTL <= 0:
+		return fmt.Errorf("dht: default TTL must be positive, have %v", c.DefaultTTL)
+	case c.MaxTTL < time.Second:
+		return fmt.Errorf("dht: max TTL must be at least 1s, have %v", c.MaxTTL)
+	case c.DefaultReplication < 1 || c.DefaultReplication > 255:
+		return fmt.Errorf("dht: default replication must be 1..255, have %d", c.DefaultReplication)
+	case c.MaxReplication < 1 || c.MaxReplication > 255:
+		return fmt.Errorf("dht: max replication must be 1..255, have %d", c.MaxReplication)
+	case c.CallTimeout <= 0:
+		return fmt.Errorf("dht: call timeout must be positive, have %v", c.CallTimeout)
+	case c.SweepInterval <= 0:
+		return fmt.Errorf("dht: sweep interval must be positive, have %v", c.SweepInterval)
+	case c.MaintainInterval <= 0:
+		return fmt.Errorf("dht: maintain interval must be positive, have %v", c.MaintainInterval)
+	case c.RepairRate < 1:
+		return fmt.Errorf("dht: repair rate must be at least 1, have %d", c.RepairRate)
+	case c.PageBytes < MaxValueBytes:
+		return fmt.Errorf("dht: page bytes must be at least %d, have %d", MaxValueBytes, c.PageBytes)
+	}
+	return nil
+}

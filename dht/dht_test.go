@@ -1,0 +1,548 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/chord/chordtest"
+	"github.com/durachord/durachord/store"
+	"github.com/durachord/durachord/store/storetest"
+)
+
+// member is one node of a test ring: overlay, store and records layer.
+type member struct {
+	info chord.NodeInfo
+	node *chord.Node
+	db   *store.Store
+	svc  *Service
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+type ring struct {
+	t       testing.TB
+	net     *chordtest.Network
+	members []*member
+	seq     int
+	// maintain is the members' periodic maintenance interval; tests that
+	// do not run the members' loops call Maintain themselves.
+	maintain time.Duration
+}
+
+func newRing(t testing.TB, n int) *ring {
+	t.Helper()
+	return newRingMaintained(t, n, time.Hour)
+}
+
+// newRingMaintained starts n members whose periodic maintenance runs every
+// maintain (when their loops run).
+func newRingMaintained(t testing.TB, n int, maintain time.Duration) *ring {
+	t.Helper()
+	net, err := chordtest.New(chordtest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &ring{t: t, net: net, maintain: maintain}
+	for i := range n {
+		r.add(i > 0)
+	}
+	r.waitStable()
+	return r
+}
+
+// add starts a node and joins it through the first live member.
+func (r *ring) add(join bool) *member {
+	t := r.t
+	t.Helper()
+	r.seq++
+	info := chord.NodeInfo{ID: chord.KeyPosition([32]byte{byte(r.seq), 0xd4}), Addr: fmt.Sprintf("node-%d", r.seq)}
+	ncfg := chord.DefaultConfig()
+	ncfg.StabilizeInterval = 10 * time.Millisecond
+	ncfg.FixFingersInterval = 10 * time.Millisecond
+	ncfg.CheckPredecessorInterval = 20 * time.Millisecond
+	ncfg.ProbeInterval = 50 * time.Millisecond
+	ncfg.CallTimeout = 500 * time.Millisecond
+	ncfg.LookupTimeout = 2 * time.Second
+	db := storetest.OpenTemp(t)
+	tr := r.net.Transport(info)
+	node, err := chord.New(ncfg, info, tr, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.MaintainInterval = r.maintain
+	cfg.SweepInterval = time.Hour
+	cfg.RepairRate = 1 << 20
+	cfg.CallTimeout = 500 * time.Millisecond
+	if os.Getenv("DHT_TEST_LOG") != "" {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: info.Addr, Level: hclog.LevelFromString(os.Getenv("DHT_TEST_LOG"))})
+	}
+	svc, err := New(cfg, node, tr, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.BeforeLeave(svc.HandOff)
+	r.net.Listen(info, node)
+	m := &member{info: info, node: node, db: db, svc: svc, done: make(chan struct{})}
+	if !join {
+		if err := node.Create(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := node.Join(ctx, []string{r.live()[0].info.Addr}); err != nil {
+			t.Fatalf("join %v: %v", info, err)
+		}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	go func() {
+		defer close(m.done)
+		_ = node.Run(ctx)
+	}()
+	t.Cleanup(m.halt)
+	r.members = append(r.members, m)
+	return m
+}
+
+func (m *member) halt() {
+	m.stop()
+	<-m.done
+}
+
+func (r *ring) live() []*member {
+	var out []*member
+	for _, m := range r.members {
+		select {
+		case <-m.done:
+		default:
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// kill stops a member without a word to anyone: a crash.
+func (r *ring) kill(m *member) {
+	r.net.Down(m.info.Addr)
+	m.halt()
+}
+
+// waitStable polls until every live member's predecessor and whole
+// successor list are its true neighbours.
+func (r *ring) waitStable() {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !r.stable() {
+		if time.Now().After(deadline) {
+			r.t.Fatal("ring did not stabilise within 30s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+func (r *ring) stable() bool {
+	live := r.live()
+	ids := make([]chord.ID, len(live))
+	for i, m := range live {
+		ids[i] = m.info.ID
+	}
+	slices.SortFunc(ids, func(a, b chord.ID) int { return a.Cmp(b) })
+	n := len(ids)
+	for _, m := range live {
+		i, _ := slices.BinarySearchFunc(ids, m.info.ID, func(a, b chord.ID) int { return a.Cmp(b) })
+		pred, hasPred := m.node.Predecessor()
+		if n > 1 && (!hasPred || pred.ID != ids[(i+n-1)%n]) {
+			return false
+		}
+		succ := m.node.Successors()
+		want := min(chord.DefaultConfig().SuccessorListLen, n-1)
+		if len(succ) < want {
+			return false
+		}
+		for j := range want {
+			if succ[j].ID != ids[(i+1+j)%n] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// settle runs maintenance rounds on every live member until a round moves
+// nothing, at most a few times.
+func (r *ring) settle() {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for range 4 {
+		for _, m := range r.live() {
+			if err := m.svc.Maintain(ctx); err != nil {
+				r.t.Logf("maintain %v: %v", m.info, err)
+			}
+		}
+	}
+}
+
+func key(i int) [32]byte {
+	var k [32]byte
+	copy(k[:], fmt.Sprintf("key-%d", i))
+	return k
+}
+
+func value(i, gen int) []byte { return []byte(fmt.Sprintf("value-%d-gen-%d", i, gen)) }
+
+// putAll puts n records through the live members in turn.
+func (r *ring) putAll(n, gen int, repl uint8) {
+	r.t.Helper()
+	live := r.live()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := live[i%len(live)].svc.Put(ctx, key(i), value(i, gen), time.Hour, repl); err != nil {
+				errs <- fmt.Errorf("put %d: %w", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		r.t.Error(err)
+	}
+}
+
+// checkAll reads every record through every live member.
+func (r *ring) checkAll(n, gen int) {
+	r.t.Helper()
+	for _, m := range r.live() {
+		for i := range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			got, err := m.svc.Get(ctx, key(i))
+			cancel()
+			if err != nil || !bytes.Equal(got, value(i, gen)) {
+				r.t.Fatalf("Get(key-%d) via %v = %q, %v; want %q", i, m.info, got, err, value(i, gen))
+			}
+		}
+	}
+}
+
+// copies counts the live members whose store holds key i, and the primaries.
+func (r *ring) copies(i int) (holders, primaries int) {
+	for _, m := range r.live() {
+		rec, err := m.db.Get(key(i))
+		if err == nil {
+			holders++
+			if rec.Primary {
+				primaries++
+			}
+		}
+	}
+	return holders, primaries
+}
+
+func (r *ring) checkCopies(n, want int) {
+	r.t.Helper()
+	for i := range n {
+		if h, p := r.copies(i); h != want || p != 1 {
+			pos := chord.KeyPosition(key(i))
+			for _, m := range r.live() {
+				rec, err := m.db.Get(key(i))
+				r.t.Logf("%v owns=%v has=%v primary=%v succs=%v", m.info, m.node.Owns(pos), err == nil, rec.Primary, m.node.Successors())
+			}
+			r.t.Fatalf("key-%d: %d holders, %d primaries; want %d holders, 1 primary", i, h, p, want)
+		}
+	}
+}
+
+func TestPutGetReplicated(t *testing.T) {
+	r := newRing(t, 6)
+	r.putAll(200, 1, 3)
+	r.checkAll(200, 1)
+	r.checkCopies(200, 3)
+	// Maintenance on a settled ring moves nothing and changes nothing.
+	r.settle()
+	r.checkCopies(200, 3)
+}
+
+func TestOverwriteWinsEverywhere(t *testing.T) {
+	r := newRing(t, 5)
+	r.putAll(50, 1, 3)
+	r.putAll(50, 2, 3)
+	r.checkAll(50, 2)
+	for i := range 50 {
+		for _, m := range r.live() {
+			if rec, err := m.db.Get(key(i)); err == nil && !bytes.Equal(rec.Value, value(i, 2)) {
+				t.Fatalf("key-%d on %v holds %q; want the overwrite", i, m.info, rec.Value)
+			}
+		}
+	}
+}
+
+func TestReplicationClamped(t *testing.T) {
+	r := newRing(t, 3)
+	ctx := context.Background()
+	m := r.live()[0]
+	if err := m.svc.Put(ctx, key(1), value(1, 1), time.Hour, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.svc.Put(ctx, key(2), value(2, 1), time.Hour, 255); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := r.copies(1); h != 3 {
+		t.Errorf("replication 0 (default 3) on 3 nodes: %d holders; want 3", h)
+	}
+	if h, _ := r.copies(2); h != 3 {
+		t.Errorf("replication 255 on 3 nodes: %d holders; want 3 (ring size)", h)
+	}
+	for _, m := range r.live() {
+		if rec, err := m.db.Get(key(2)); err == nil && rec.Replication != 8 {
+			t.Errorf("record keeps replication %d; want the configured maximum 8", rec.Replication)
+		}
+	}
+}
+
+func TestCrashOfTwoNodesLosesNothing(t *testing.T) {
+	r := newRing(t, 8)
+	r.putAll(300, 1, 3)
+	// Two neighbours crash: for some records, the owner and a replica.
+	live := r.live()
+	slices.SortFunc(live, func(a, b *member) int { return a.info.ID.Cmp(b.info.ID) })
+	r.kill(live[2])
+	r.kill(live[3])
+	r.checkAll(300, 1) // readable at once, before the ring has healed
+	r.waitStable()
+	r.settle()
+	r.checkAll(300, 1)
+	r.checkCopies(300, 3)
+}
+
+func TestJoinTakesArcAndOldHoldersLetGo(t *testing.T) {
+	r := newRing(t, 5)
+	r.putAll(300, 1, 2)
+	newcomer := r.add(true)
+	r.waitStable()
+	r.checkAll(300, 1) // readable during the handover
+	r.settle()
+	r.checkAll(300, 1)
+	r.checkCopies(300, 2)
+	st, err := newcomer.db.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PrimaryRecords == 0 {
+		t.Fatalf("newcomer holds no primary records after the handover; stats %+v", st)
+	}
+	// Its primaries are exactly the records of its arc.
+	pred, _ := newcomer.node.Predecessor()
+	for i := range 300 {
+		rec, err := newcomer.db.Get(key(i))
+		inArc := chord.KeyPosition(key(i)).InHalfOpen(pred.ID, newcomer.info.ID)
+		if inArc && (err != nil || !rec.Primary) {
+			t.Fatalf("key-%d is in the newcomer's arc but it holds %+v, %v", i, rec.Primary, err)
+		}
+	}
+}
+
+func TestGracefulLeaveLosesNothing(t *testing.T) {
+	r := newRing(t, 5)
+	r.putAll(200, 1, 1) // one copy only: the leaving node must hand its own over
+	leaver := r.live()[1]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := leaver.node.Leave(ctx); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+	r.net.Down(leaver.info.Addr)
+	leaver.halt()
+	r.waitStable()
+	r.settle()
+	r.checkAll(200, 1)
+	r.checkCopies(200, 1)
+}
+
+func TestExpiredRecordsVanishAndAreSwept(t *testing.T) {
+	r := newRing(t, 4)
+	ctx := context.Background()
+	m := r.live()[0]
+	if err := m.svc.Put(ctx, key(1), value(1, 1), time.Second, 3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.live()[3].svc.Get(ctx, key(1)); err != nil {
+		t.Fatalf("Get before expiry: %v", err)
+	}
+	// Move every node's clock past the expiry.
+	for _, m := range r.live() {
+		m.svc.now = func() time.Time { return time.Now().Add(2 * time.Second) }
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := r.live()[2].svc.Get(ctx, key(1))
+		if errors.Is(err, ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Get after expiry = %v; want %v", err, ErrNotFound)
+		}
+		time.Sleep(50 * time.Millisecond) // the store's own clock decides expiry
+	}
+	for _, m := range r.live() {
+		if _, err := m.svc.db.Sweep(ctx, time.Now().Add(2*time.Second), 100); err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		if err := m.db.ForEach(func(store.Entry) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%v still stores %d records after the sweep", m.info, n)
+		}
+	}
+}
+
+func TestAntiEntropyRepairsMissingCopies(t *testing.T) {
+	r := newRing(t, 5)
+	r.putAll(100, 1, 3)
+	// Remove records behind the ring's back: from a replica and from an owner.
+	var lostReplica, lostPrimary int
+	for i := range 100 {
+		for _, m := range r.live() {
+			rec, err := m.db.Get(key(i))
+			if err != nil {
+				continue
+			}
+			if (rec.Primary && i%2 == 0) || (!rec.Primary && i%2 == 1) {
+				if err := m.db.Delete(context.Background(), key(i)); err != nil {
+					t.Fatal(err)
+				}
+				if rec.Primary {
+					lostPrimary++
+				} else {
+					lostReplica++
+				}
+				break
+			}
+		}
+	}
+	if lostPrimary == 0 || lostReplica == 0 {
+		t.Fatalf("set-up removed %d primaries and %d replicas; want some of each", lostPrimary, lostReplica)
+	}
+	r.settle()
+	r.checkCopies(100, 3)
+}
+
+func TestHandlersRejectBadInput(t *testing.T) {
+	r := newRing(t, 2)
+	a, b := r.live()[0], r.live()[1]
+	tr := r.net.Transport(a.info)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		method string
+		args   any
+		want   error
+	}{
+		{methodPut, putArgs{Key: chord.ID{1}, Value: nil, Replication: 1}, chord.ErrBadRequest},
+		{methodPut, map[string]any{"key": 5}, chord.ErrBadRequest},
+		{methodStore, storeArgs{Records: []wireRecord{{Key: chord.ID{1}, Value: []byte("x"), Replication: 1}}}, chord.ErrBadRequest},
+		{methodFetch, fetchArgs{Keys: make([]chord.ID, maxFetchKeys+1)}, chord.ErrBadRequest},
+		{methodGet, getArgs{Key: chord.ID{9}}, chord.ErrNotFound},
+	} {
+		if err := tr.Call(ctx, b.info, tc.method, tc.args, nil); !errors.Is(err, tc.want) {
+			t.Errorf("Call(%s, %+v) = %v; want %v", tc.method, tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestRingChangesStartRepair runs each member's own loops (no manual rounds):
+// records written on a small ring reach their full replication once the ring
+// has grown, because every ring change starts a maintenance round.
+func TestRingChangesStartRepair(t *testing.T) {
+	// Ring changes start rounds at once; the periodic round removes the
+	// copies of nodes that a join elsewhere pushed out of a window (they see
+	// no change of their own).
+	r := newRingMaintained(t, 2, 300*time.Millisecond)
+	r.putAll(100, 1, 3) // two nodes: two copies each for now
+	for _, m := range r.live() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.svc.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	for range 3 {
+		m := r.add(true)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.svc.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	r.waitStable()
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; i < 100; {
+		if h, p := r.copies(i); h == 3 && p == 1 {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			h, p := r.copies(i)
+			t.Fatalf("key-%d: %d holders, %d primaries 30s after the ring grew; want 3 and 1", i, h, p)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	r.checkAll(100, 1)
+}
+
+// TestRangePages walks the whole circle of a node's records through the
+// range call, in small pages, and gets each record exactly once.
+func TestRangePages(t *testing.T) {
+	r := newRing(t, 1)
+	r.putAll(120, 1, 1)
+	m := r.members[0]
+	tr := r.net.Transport(chord.NodeInfo{ID: chord.ID{0xee}, Addr: "client"})
+	seen := map[chord.ID]int{}
+	args := rangeArgs{From: m.info.ID, To: m.info.ID, Limit: 7}
+	pages := 0
+	for {
+		var reply rangeReply
+		if err := tr.Call(context.Background(), m.info, methodRange, args, &reply); err != nil {
+			t.Fatalf("range page %d: %v", pages, err)
+		}
+		pages++
+		if len(reply.Records) > 7 {
+			t.Fatalf("page of %d records; want at most the limit 7", len(reply.Records))
+		}
+		for _, w := range reply.Records {
+			seen[w.Key]++
+		}
+		if reply.Next == nil {
+			break
+		}
+		args.After = reply.Next
+		if pages > 100 {
+			t.Fatal("range did not end")
+		}
+	}
+	if len(seen) != 120 {
+		t.Fatalf("range returned %d distinct records in %d pages; want 120", len(seen), pages)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("record %s returned %d times", k.Short(), n)
+		}
+	}
+}

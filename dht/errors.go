@@ -1,0 +1,12 @@
+package dht
+
+import "errors"
+
+var (
+	// ErrNotFound: no live record for the key on any holder asked.
+	ErrNotFound = errors.New("dht: record not found")
+	// ErrInvalid: a request with a bad key, value or expiry.
+	ErrInvalid = errors.New("dht: invalid record")
+	// ErrNoOwner: the key's owner could not be found or reached in time.
+	ErrNoOwner = errors.New("dht: owner not reachable")
+)

@@ -1,0 +1,143 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/store"
+)
+
+// Bounds on what one call may ask for.
+const (
+	maxPageRecords = 1024
+	maxFetchKeys   = 1024
+)
+
+func (s *Service) register() {
+	handle(s, methodPut, s.handlePut)
+	handle(s, methodGet, s.handleGet)
+	handle(s, methodStore, s.handleStore)
+	handle(s, methodRange, s.handleRange)
+	handle(s, methodDigest, s.handleDigest)
+	handle(s, methodVersions, s.handleVersions)
+	handle(s, methodFetch, s.handleFetch)
+}
+
+func (s *Service) handlePut(ctx context.Context, _ chord.ID, a putArgs) (any, error) {
+	if len(a.Value) < 1 || len(a.Value) > MaxValueBytes || a.Replication < 1 {
+		return nil, fmt.Errorf("%w: value of %d bytes, replication %d", chord.ErrBadRequest, len(a.Value), a.Replication)
+	}
+	if !s.node.Owns(chord.KeyPosition([32]byte(a.Key))) {
+		return nil, chord.ErrNotOwner
+	}
+	v, err := s.ownerPut(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	return putReply{Version: v}, nil
+}
+
+func (s *Service) handleGet(_ context.Context, _ chord.ID, a getArgs) (any, error) {
+	rec, err := s.db.Get([32]byte(a.Key))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, chord.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return toWire(rec), nil
+}
+
+func (s *Service) handleStore(ctx context.Context, from chord.ID, a storeArgs) (any, error) {
+	if len(a.Records) > maxPageRecords {
+		return nil, fmt.Errorf("%w: %d records in one call, at most %d", chord.ErrBadRequest, len(a.Records), maxPageRecords)
+	}
+	stored := 0
+	now := s.now()
+	for _, w := range a.Records {
+		rec, err := w.record(s.node.Owns(chord.KeyPosition([32]byte(w.Key))))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", chord.ErrBadRequest, err)
+		}
+		if !rec.Expiry.After(now) {
+			continue // expired records never come back
+		}
+		ok, err := s.db.Put(ctx, rec)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			stored++
+		}
+	}
+	s.metrics.received.Add(float64(stored))
+	return storeReply{Stored: stored}, nil
+}
+
+func (s *Service) handleRange(_ context.Context, _ chord.ID, a rangeArgs) (any, error) {
+	limit := a.Limit
+	if limit <= 0 || limit > maxPageRecords {
+		limit = maxPageRecords
+	}
+	var reply rangeReply
+	var bytes int
+	next, err := s.scan(a.From, a.To, a.After, limit, func(r store.Record) bool {
+		if len(reply.Records) > 0 && bytes+len(r.Value) > s.cfg.PageBytes {
+			return false
+		}
+		bytes += len(r.Value)
+		reply.Records = append(reply.Records, toWire(r))
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	reply.Next = next
+	return reply, nil
+}
+
+func (s *Service) handleDigest(_ context.Context, _ chord.ID, a digestArgs) (any, error) {
+	d, err := s.digest(a.From, a.To)
+	if err != nil {
+		return nil, err
+	}
+	return digestReply{Buckets: d.level(int(a.MinReplication))}, nil
+}
+
+func (s *Service) handleVersions(_ context.Context, _ chord.ID, a versionsArgs) (any, error) {
+	limit := a.Limit
+	if limit <= 0 || limit > maxPageRecords {
+		limit = maxPageRecords
+	}
+	entries, next, err := s.versions(a, limit)
+	if err != nil {
+		return nil, err
+	}
+	return versionsReply{Entries: entries, Next: next}, nil
+}
+
+func (s *Service) handleFetch(_ context.Context, _ chord.ID, a fetchArgs) (any, error) {
+	if len(a.Keys) > maxFetchKeys {
+		return nil, fmt.Errorf("%w: %d keys in one call, at most %d", chord.ErrBadRequest, len(a.Keys), maxFetchKeys)
+	}
+	var reply fetchReply
+	var bytes int
+	for i, k := range a.Keys {
+		rec, err := s.db.Get([32]byte(k))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(reply.Records) > 0 && bytes+len(rec.Value) > s.cfg.PageBytes {
+			reply.Rest = a.Keys[i:] // the caller asks again for these
+			break
+		}
+		bytes += len(rec.Value)
+		reply.Records = append(reply.Records, toWire(rec))
+	}
+	return reply, nil
+}

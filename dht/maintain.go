@@ -1,0 +1,659 @@
+package dht
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/store"
+)
+
+// Bounds of one maintenance round.
+const (
+	// maxOwnerGroups caps the lookups one placement pass makes.
+	maxOwnerGroups = 256
+	// sweepBatch caps the records one sweep transaction deletes.
+	sweepBatch = 1000
+	// flagWorkers is how many flag changes and deletes run at once, so that
+	// the store's group commit can share their fsyncs.
+	flagWorkers = 32
+)
+
+var errStop = errors.New("dht: stop scan")
+
+// scan walks the live records of the arc (from, to] in ring order after
+// `after`, at most limit of them, while fn accepts them. It returns the
+// position to resume from, or nil when the arc is done.
+func (s *Service) scan(from, to chord.ID, after *chord.ID, limit int, fn func(store.Record) bool) (*chord.ID, error) {
+	var last *chord.ID
+	stopped := false
+	next, err := s.db.Range(store.Position(from), store.Position(to), (*store.Position)(after), limit, func(r store.Record) error {
+		if !fn(r) {
+			stopped = true
+			return errStop
+		}
+		p := chord.KeyPosition(r.Key)
+		last = &p
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return nil, err
+	}
+	if stopped {
+		if last == nil {
+			return after, nil
+		}
+		return last, nil
+	}
+	return (*chord.ID)(next), nil
+}
+
+// scanAll walks every live record of the arc (from, to] in pages.
+func (s *Service) scanAll(ctx context.Context, from, to chord.ID, fn func(store.Record) error) error {
+	var after *chord.ID
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var ferr error
+		next, err := s.scan(from, to, after, maxPageRecords, func(r store.Record) bool {
+			ferr = fn(r)
+			return ferr == nil
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if err != nil {
+			return err
+		}
+		if next == nil {
+			return nil
+		}
+		after = next
+	}
+}
+
+func versionHash(pos chord.ID, v store.Version) uint64 {
+	var b [chord.IDBytes + 16]byte
+	copy(b[:], pos[:])
+	binary.BigEndian.PutUint64(b[chord.IDBytes:], v.Clock)
+	binary.BigEndian.PutUint64(b[chord.IDBytes+8:], v.Node)
+	h := sha256.Sum256(b[:])
+	return binary.BigEndian.Uint64(h[:8])
+}
+
+// digestSet holds, per requested replication, the count and XOR hash of the
+// records in each top-byte bucket.
+type digestSet map[uint8]*[256]bucketDigest
+
+func (s *Service) digest(from, to chord.ID) (digestSet, error) {
+	d := digestSet{}
+	err := s.scanAll(context.Background(), from, to, func(r store.Record) error {
+		b := d[r.Replication]
+		if b == nil {
+			b = new([256]bucketDigest)
+			d[r.Replication] = b
+		}
+		pos := chord.KeyPosition(r.Key)
+		b[pos[0]].Count++
+		b[pos[0]].Hash ^= versionHash(pos, r.Version)
+		return nil
+	})
+	return d, err
+}
+
+// level folds the digests of the records whose replication is at least min.
+func (d digestSet) level(minRepl int) []bucketDigest {
+	var sum [256]bucketDigest
+	for r, b := range d {
+		if int(r) < minRepl {
+			continue
+		}
+		for i := range b {
+			sum[i].Count += b[i].Count
+			sum[i].Hash ^= b[i].Hash
+		}
+	}
+	var out []bucketDigest
+	for i, b := range sum {
+		if b.Count > 0 {
+			out = append(out, bucketDigest{Bucket: i, Count: b.Count, Hash: b.Hash})
+		}
+	}
+	return out
+}
+
+// mismatched returns the buckets where two digests differ.
+func mismatched(a, b []bucketDigest) []int {
+	idx := func(ds []bucketDigest) map[int]bucketDigest {
+		m := make(map[int]bucketDigest, len(ds))
+		for _, d := range ds {
+			m[d.Bucket] = d
+		}
+		return m
+	}
+	ma, mb := idx(a), idx(b)
+	var out []int
+	for k, da := range ma {
+		if db, ok := mb[k]; !ok || db != da {
+			out = append(out, k)
+		}
+	}
+	for k := range mb {
+		if _, ok := ma[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *Service) versions(a versionsArgs, limit int) ([]versionEntry, *chord.ID, error) {
+	var out []versionEntry
+	next, err := s.scan(a.From, a.To, a.After, 0, func(r store.Record) bool {
+		if len(out) >= limit {
+			return false
+		}
+		pos := chord.KeyPosition(r.Key)
+		if int(r.Replication) < int(a.MinReplication) {
+			return true
+		}
+		if len(a.Buckets) > 0 && !slices.Contains(a.Buckets, int(pos[0])) {
+			return true
+		}
+		out = append(out, versionEntry{Key: chord.ID(r.Key), Version: r.Version})
+		return true
+	})
+	return out, next, err
+}
+
+// remoteVersions collects a peer's versions for an arc.
+func (s *Service) remoteVersions(ctx context.Context, peer chord.NodeInfo, a versionsArgs) (map[chord.ID]store.Version, error) {
+	out := map[chord.ID]store.Version{}
+	for {
+		var reply versionsReply
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		err := s.tr.Call(cctx, peer, methodVersions, a, &reply)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("versions from %v: %w", peer, err)
+		}
+		for _, e := range reply.Entries {
+			out[e.Key] = e.Version
+		}
+		if reply.Next == nil {
+			return out, nil
+		}
+		a.After = reply.Next
+	}
+}
+
+// push sends records to peer in pages, paced by the repair rate.
+func (s *Service) push(ctx context.Context, peer chord.NodeInfo, recs []store.Record) error {
+	return s.sendPages(ctx, peer, recs, true)
+}
+
+// sendPages sends records to peer in pages of at most maxPageRecords records
+// and PageBytes value bytes, paced by the repair rate when paced is set.
+func (s *Service) sendPages(ctx context.Context, peer chord.NodeInfo, recs []store.Record, paced bool) error {
+	for len(recs) > 0 {
+		var page []wireRecord
+		bytes := 0
+		for len(recs) > 0 && len(page) < maxPageRecords {
+			r := recs[0]
+			if len(page) > 0 && bytes+len(r.Value) > s.cfg.PageBytes {
+				break
+			}
+			bytes += len(r.Value)
+			page = append(page, toWire(r))
+			recs = recs[1:]
+		}
+		if paced {
+			if err := s.pace(ctx, len(page)); err != nil {
+				return err
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		err := s.tr.Call(cctx, peer, methodStore, storeArgs{Records: page}, nil)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("store %d records at %v: %w", len(page), peer, err)
+		}
+	}
+	return nil
+}
+
+// fetch asks peer for the records under keys and stores the live ones.
+func (s *Service) fetch(ctx context.Context, peer chord.NodeInfo, keys []chord.ID) (int, error) {
+	got := 0
+	for len(keys) > 0 {
+		n := min(len(keys), maxFetchKeys)
+		if err := s.pace(ctx, n); err != nil {
+			return got, err
+		}
+		var reply fetchReply
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+		err := s.tr.Call(cctx, peer, methodFetch, fetchArgs{Keys: keys[:n]}, &reply)
+		cancel()
+		if err != nil {
+			return got, fmt.Errorf("fetch %d records from %v: %w", n, peer, err)
+		}
+		for _, w := range reply.Records {
+			rec, err := w.record(s.node.Owns(chord.KeyPosition([32]byte(w.Key))))
+			if err != nil || !rec.Expiry.After(s.now()) {
+				continue
+			}
+			ok, err := s.db.Put(ctx, rec)
+			if err != nil {
+				return got, err
+			}
+			if ok {
+				got++
+			}
+		}
+		if len(reply.Rest) >= n {
+			return got, fmt.Errorf("fetch from %v: no progress", peer)
+		}
+		keys = append(reply.Rest, keys[n:]...)
+	}
+	return got, nil
+}
+
+// pace waits until n more records may move under the repair rate.
+func (s *Service) pace(ctx context.Context, n int) error {
+	s.paceMu.Lock()
+	now := time.Now()
+	if s.paceNext.Before(now) {
+		s.paceNext = now
+	}
+	wait := s.paceNext.Sub(now)
+	s.paceNext = s.paceNext.Add(time.Duration(float64(n) / float64(s.cfg.RepairRate) * float64(time.Second)))
+	s.paceMu.Unlock()
+	if wait <= 0 {
+		return nil
+	}
+	return pause(ctx, wait)
+}
+
+// Maintain runs one maintenance round: promotion of replicas in this node's
+// arc, placement of the records outside it, and anti-entropy with the
+// replica holders. Run calls it periodically and on ring changes; tests call
+// it directly.
+func (s *Service) Maintain(ctx context.Context) error {
+	s.maintainMu.Lock()
+	defer s.maintainMu.Unlock()
+	pred, ok := s.node.Predecessor()
+	if !ok {
+		return nil // the arc is not known yet
+	}
+	self := s.node.Self()
+	if pred.ID == self.ID {
+		return nil // alone on the ring: every record is ours and primary
+	}
+	err := errors.Join(
+		s.promote(ctx, pred.ID, self.ID),
+		s.place(ctx, self, pred.ID),
+		s.antiEntropy(ctx, self, pred.ID),
+	)
+	if err != nil {
+		s.metrics.rounds.WithLabelValues("error").Inc()
+		return err
+	}
+	s.metrics.rounds.WithLabelValues("ok").Inc()
+	return nil
+}
+
+// each runs fn on every key with at most flagWorkers at once, so that the
+// store's group commit shares the fsyncs.
+func (s *Service) each(ctx context.Context, keys [][32]byte, fn func(context.Context, [32]byte) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		sem   = make(chan struct{}, flagWorkers)
+	)
+	for _, k := range keys {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(ctx, k); err != nil {
+				mu.Lock()
+				first = cmpOr(first, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
+
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// promote flags as primary the replicas whose position is in (pred, self].
+func (s *Service) promote(ctx context.Context, pred, self chord.ID) error {
+	var keys [][32]byte
+	err := s.scanAll(ctx, pred, self, func(r store.Record) error {
+		if !r.Primary {
+			keys = append(keys, r.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	err = s.each(ctx, keys, func(ctx context.Context, k [32]byte) error {
+		return s.db.SetPrimary(ctx, k, true)
+	})
+	s.metrics.promoted.Add(float64(len(keys)))
+	return err
+}
+
+// place walks the records outside this node's arc, owner by owner: each
+// owner gets what it lacks, and this node keeps a record only while it is
+// inside the record's replication window, as a replica.
+func (s *Service) place(ctx context.Context, self chord.NodeInfo, pred chord.ID) error {
+	cursor := self.ID
+	for range maxOwnerGroups {
+		// The first record after the cursor in the foreign arc (cursor, pred].
+		var first *store.Record
+		if _, err := s.scan(cursor, pred, nil, 1, func(r store.Record) bool {
+			first = &r
+			return true
+		}); err != nil {
+			return fmt.Errorf("place: %w", err)
+		}
+		if first == nil {
+			return nil
+		}
+		pos := chord.KeyPosition(first.Key)
+		res, err := s.node.Lookup(ctx, pos)
+		if err != nil {
+			return fmt.Errorf("place: lookup %s: %w", pos.Short(), err)
+		}
+		// Every record in (cursor, owner] shares this owner.
+		end := res.Owner.ID
+		if !end.InHalfOpen(cursor, pred) {
+			end = pred
+		}
+		if res.Owner.ID != self.ID {
+			if err := s.placeGroup(ctx, self.ID, res, cursor, end); err != nil {
+				return err
+			}
+		}
+		if end == pred {
+			return nil
+		}
+		cursor = end
+	}
+	return nil
+}
+
+func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.LookupResult, from, to chord.ID) error {
+	owner := res.Owner
+	// The owner's own successor list decides the replication windows: it is
+	// the list the owner replicates by, so keeping and pushing agree.
+	succs, err := s.successorsOf(ctx, owner)
+	if err != nil {
+		return fmt.Errorf("place: %w", err)
+	}
+	// Compare digests first: on a settled ring the owner holds everything
+	// and no version list needs to cross the network.
+	mine, err := s.digest(from, to)
+	if err != nil {
+		return fmt.Errorf("place: %w", err)
+	}
+	var remote digestReply
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	err = s.tr.Call(cctx, owner, methodDigest, digestArgs{From: from, To: to, MinReplication: 1}, &remote)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("place: digest of %v: %w", owner, err)
+	}
+	diff := mismatched(mine.level(1), remote.Buckets)
+	var theirs map[chord.ID]store.Version
+	if len(diff) > 0 {
+		va := versionsArgs{From: from, To: to, MinReplication: 1, Buckets: diff, Limit: maxPageRecords}
+		if theirs, err = s.remoteVersions(ctx, owner, va); err != nil {
+			return fmt.Errorf("place: %w", err)
+		}
+	}
+	var send []store.Record
+	var keep, drop [][32]byte
+	err = s.scanAll(ctx, from, to, func(r store.Record) error {
+		inWindow := containsNode(holders(owner.ID, succs, int(r.Replication)), self)
+		pos := chord.KeyPosition(r.Key)
+		if slices.Contains(diff, int(pos[0])) {
+			v, ok := theirs[chord.ID(r.Key)]
+			if !ok || v.Compare(r.Version) < 0 {
+				send = append(send, r)
+			}
+		}
+		switch {
+		case inWindow && r.Primary:
+			keep = append(keep, r.Key)
+		case !inWindow:
+			drop = append(drop, r.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("place: %w", err)
+	}
+	if len(send) > 0 {
+		if err := s.push(ctx, owner, send); err != nil {
+			return fmt.Errorf("place: hand over to owner: %w", err)
+		}
+		s.metrics.handoff.Add(float64(len(send)))
+		s.log.Debug("handed records to their owner", "owner", owner.Addr, "records", len(send))
+	}
+	// Only now that the owner holds every record is anything let go.
+	if err := s.each(ctx, keep, func(ctx context.Context, k [32]byte) error {
+		return s.db.SetPrimary(ctx, k, false)
+	}); err != nil {
+		return fmt.Errorf("place: demote: %w", err)
+	}
+	if err := s.each(ctx, drop, func(ctx context.Context, k [32]byte) error {
+		return s.db.Delete(ctx, k)
+	}); err != nil {
+		return fmt.Errorf("place: drop: %w", err)
+	}
+	s.metrics.dropped.Add(float64(len(drop)))
+	return nil
+}
+
+// neighbours is the reply of the ring's chord.neighbours call.
+type neighbours struct {
+	Predecessor *chord.NodeInfo  `json:"predecessor"`
+	Successors  []chord.NodeInfo `json:"successors"`
+}
+
+// successorsOf asks a node for its successor list.
+func (s *Service) successorsOf(ctx context.Context, n chord.NodeInfo) ([]chord.NodeInfo, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	var nb neighbours
+	if err := s.tr.Call(cctx, n, "chord.neighbours", nil, &nb); err != nil {
+		return nil, fmt.Errorf("successors of %v: %w", n, err)
+	}
+	return nb.Successors, nil
+}
+
+// antiEntropy compares this node's arc with each replica holder, bucket by
+// bucket, and moves only the records that differ, in both directions.
+func (s *Service) antiEntropy(ctx context.Context, self chord.NodeInfo, pred chord.ID) error {
+	mine, err := s.digest(pred, self.ID)
+	if err != nil {
+		return fmt.Errorf("anti-entropy: %w", err)
+	}
+	var errs []error
+	for i, h := range holders(self.ID, s.node.Successors(), s.cfg.MaxReplication) {
+		if err := s.syncHolder(ctx, self, pred, h, i+2, mine); err != nil {
+			errs = append(errs, fmt.Errorf("anti-entropy with %v: %w", h, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Service) syncHolder(ctx context.Context, self chord.NodeInfo, pred chord.ID, h chord.NodeInfo, minRepl int, mine digestSet) error {
+	var theirs digestReply
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	err := s.tr.Call(cctx, h, methodDigest, digestArgs{From: pred, To: self.ID, MinReplication: uint8(minRepl)}, &theirs)
+	cancel()
+	if err != nil {
+		return err
+	}
+	diff := mismatched(mine.level(minRepl), theirs.Buckets)
+	if len(diff) == 0 {
+		return nil
+	}
+	va := versionsArgs{From: pred, To: self.ID, MinReplication: uint8(minRepl), Buckets: diff, Limit: maxPageRecords}
+	remote, err := s.remoteVersions(ctx, h, va)
+	if err != nil {
+		return err
+	}
+	var send []store.Record
+	err = s.scanAll(ctx, pred, self.ID, func(r store.Record) error {
+		pos := chord.KeyPosition(r.Key)
+		if int(r.Replication) < minRepl || !slices.Contains(diff, int(pos[0])) {
+			return nil
+		}
+		k := chord.ID(r.Key)
+		v, ok := remote[k]
+		if !ok || v.Compare(r.Version) < 0 {
+			send = append(send, r)
+		}
+		if ok && v.Compare(r.Version) <= 0 {
+			delete(remote, k) // settled: nothing to fetch
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// What remains in remote is newer there, or missing here.
+	want := make([]chord.ID, 0, len(remote))
+	for k := range remote {
+		want = append(want, k)
+	}
+	if len(send) > 0 {
+		if err := s.push(ctx, h, send); err != nil {
+			return err
+		}
+		s.metrics.repair.WithLabelValues("pushed").Add(float64(len(send)))
+	}
+	if len(want) > 0 {
+		got, err := s.fetch(ctx, h, want)
+		s.metrics.repair.WithLabelValues("fetched").Add(float64(got))
+		if err != nil {
+			return err
+		}
+	}
+	s.log.Debug("anti-entropy", "peer", h.Addr, "level", minRepl, "buckets", len(diff), "pushed", len(send), "wanted", len(want))
+	return nil
+}
+
+// HandOff gives the successor every record it lacks before this node
+// leaves, so that a graceful leave loses nothing. The successor's own
+// maintenance then promotes, places and replicates them.
+func (s *Service) HandOff(ctx context.Context) error {
+	self := s.node.Self()
+	var succ *chord.NodeInfo
+	for _, n := range s.node.Successors() {
+		if n.ID != self.ID {
+			succ = &n
+			break
+		}
+	}
+	if succ == nil {
+		return nil // alone: nobody to hand to
+	}
+	theirs, err := s.remoteVersions(ctx, *succ, versionsArgs{From: self.ID, To: self.ID, MinReplication: 1, Limit: maxPageRecords})
+	if err != nil {
+		return fmt.Errorf("hand off: %w", err)
+	}
+	var send []store.Record
+	err = s.scanAll(ctx, self.ID, self.ID, func(r store.Record) error {
+		if v, ok := theirs[chord.ID(r.Key)]; !ok || v.Compare(r.Version) < 0 {
+			send = append(send, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("hand off: %w", err)
+	}
+	// A leave is not paced: it is bounded by ctx instead.
+	if err := s.sendPages(ctx, *succ, send, false); err != nil {
+		return fmt.Errorf("hand off: %w", err)
+	}
+	s.metrics.handoff.Add(float64(len(send)))
+	return nil
+}
+
+// Sweep deletes expired records in bounded transactions.
+func (s *Service) Sweep(ctx context.Context) (int, error) {
+	n, err := s.db.Sweep(ctx, s.now(), sweepBatch)
+	s.metrics.swept.Add(float64(n))
+	return n, err
+}
+
+// Run sweeps and maintains until ctx ends, then returns after both loops
+// have stopped.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		loop(ctx, s.cfg.SweepInterval, nil, func(ctx context.Context) {
+			if n, err := s.Sweep(ctx); err != nil {
+				s.log.Warn("sweep failed", "error", err)
+			} else if n > 0 {
+				s.log.Debug("swept expired records", "records", n)
+			}
+		})
+	})
+	wg.Go(func() {
+		loop(ctx, s.cfg.MaintainInterval, s.kick, func(ctx context.Context) {
+			if err := s.Maintain(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("maintenance round incomplete", "error", err)
+			}
+		})
+	})
+	wg.Wait()
+	return nil
+}
+
+// loop runs round every interval (after a random stagger) and whenever kick
+// fires, until ctx ends. Each round runs under its own deadline of one
+// interval plus a minute at most.
+func loop(ctx context.Context, interval time.Duration, kick <-chan struct{}, round func(context.Context)) {
+	stagger := time.Duration(rand.Int64N(int64(interval)))
+	t := time.NewTimer(stagger)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			t.Reset(interval)
+		case <-kick:
+		}
+		rctx, cancel := context.WithTimeout(ctx, interval+time.Minute)
+		round(rctx)
+		cancel()
+	}
+}

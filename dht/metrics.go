@@ -1,0 +1,67 @@
+package dht
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	ops         *prometheus.CounterVec
+	replication *prometheus.CounterVec
+	received    prometheus.Counter
+	handoff     prometheus.Counter
+	repair      *prometheus.CounterVec
+	dropped     prometheus.Counter
+	promoted    prometheus.Counter
+	swept       prometheus.Counter
+	rounds      *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_dht_operations_total",
+			Help: "Puts and gets handled by the records layer, by outcome.",
+		}, []string{"op", "outcome"}),
+		replication: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_dht_replica_pushes_total",
+			Help: "Records pushed by an owner to a replica holder on a put, by outcome.",
+		}, []string{"outcome"}),
+		received: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_dht_records_received_total",
+			Help: "Records stored because another node sent them (replication, handoff, repair).",
+		}),
+		handoff: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_dht_handoff_records_total",
+			Help: "Records sent to their new owner because they left this node's arc, or on leave.",
+		}),
+		repair: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_dht_repair_records_total",
+			Help: "Records moved by anti-entropy, by direction (pushed to a holder, fetched from one).",
+		}, []string{"direction"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_dht_records_dropped_total",
+			Help: "Records deleted because this node left their replication window.",
+		}),
+		promoted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_dht_records_promoted_total",
+			Help: "Replicas that became primary because their position entered this node's arc.",
+		}),
+		swept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_dht_records_swept_total",
+			Help: "Expired records deleted by the sweeper.",
+		}),
+		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_dht_maintenance_rounds_total",
+			Help: "Maintenance rounds (placement and anti-entropy), by outcome.",
+		}, []string{"outcome"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.ops, m.replication, m.received, m.handoff, m.repair,
+			m.dropped, m.promoted, m.swept, m.rounds} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

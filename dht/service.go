@@ -1,0 +1,441 @@
+package dht
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/store"
+)
+
+// Overlay is what the records layer needs from the ring (chord.Node).
+type Overlay interface {
+	Self() chord.NodeInfo
+	Owns(id chord.ID) bool
+	Predecessor() (chord.NodeInfo, bool)
+	Successors() []chord.NodeInfo
+	Fingers() []chord.NodeInfo
+	Lookup(ctx context.Context, id chord.ID) (chord.LookupResult, error)
+	Handle(method string, h chord.HandlerFunc)
+	OnChange(fn func(chord.Change))
+}
+
+// Records is what the records layer needs from storage (store.Store).
+type Records interface {
+	Put(ctx context.Context, r store.Record) (bool, error)
+	Get(key [32]byte) (store.Record, error)
+	Delete(ctx context.Context, key [32]byte) error
+	Range(from, to store.Position, after *store.Position, limit int, fn func(store.Record) error) (*store.Position, error)
+	SetPrimary(ctx context.Context, key [32]byte, primary bool) error
+	Sweep(ctx context.Context, now time.Time, maxPerTx int) (int, error)
+}
+
+var (
+	_ Overlay = (*chord.Node)(nil)
+	_ Records = (*store.Store)(nil)
+)
+
+// Service stores and finds records on the ring. It implements the client
+// API's service (through a small adapter in the daemon).
+type Service struct {
+	cfg     Config
+	log     hclog.Logger
+	node    Overlay
+	tr      chord.Transport
+	db      Records
+	clock   *clock
+	metrics *metrics
+	now     func() time.Time
+
+	// kick starts a maintenance round; capacity 1 so that ring changes
+	// arriving during a round coalesce into one more round.
+	kick chan struct{}
+
+	// maintainMu serialises maintenance rounds (Run's loop and tests).
+	maintainMu sync.Mutex
+
+	paceMu   sync.Mutex // guards paceNext
+	paceNext time.Time  // when the next repaired record may move
+}
+
+// New returns a Service over node, tr and db and registers its calls on node.
+func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if node == nil || tr == nil || db == nil {
+		return nil, errors.New("dht: node, transport and records are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		cfg:     cfg,
+		log:     cfg.Logger.Named("dht"),
+		node:    node,
+		tr:      tr,
+		db:      db,
+		clock:   newClock(node.Self().ID, cfg.Now),
+		metrics: m,
+		now:     cfg.Now,
+		kick:    make(chan struct{}, 1),
+	}
+	s.register()
+	node.OnChange(func(chord.Change) { s.Kick() })
+	return s, nil
+}
+
+// Kick asks for a maintenance round soon (non-blocking).
+func (s *Service) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// clampTTL applies the default and the maximum to a client's TTL.
+func (s *Service) clampTTL(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		ttl = s.cfg.DefaultTTL
+	}
+	return min(ttl, s.cfg.MaxTTL)
+}
+
+// clampReplication applies the default and the maximum to a client's
+// replication. The ring size is applied when the record is placed, so the
+// record keeps the count the client asked for.
+func (s *Service) clampReplication(r uint8) uint8 {
+	n := int(r)
+	if n == 0 {
+		n = s.cfg.DefaultReplication
+	}
+	return uint8(max(1, min(n, s.cfg.MaxReplication)))
+}
+
+// Put stores value under key through the key's owner. ttl 0 and replication 0
+// mean the configured defaults. It returns once the owner has the record on
+// disk and has offered it to the replica holders.
+func (s *Service) Put(ctx context.Context, key [32]byte, value []byte, ttl time.Duration, replication uint8) error {
+	if len(value) < 1 || len(value) > MaxValueBytes {
+		return fmt.Errorf("%w: value of %d bytes, want 1..%d", ErrInvalid, len(value), MaxValueBytes)
+	}
+	a := putArgs{
+		Key:         chord.ID(key),
+		Value:       value,
+		Expiry:      s.now().Add(s.clampTTL(ttl)).UnixNano(),
+		Replication: s.clampReplication(replication),
+	}
+	err := s.put(ctx, a)
+	s.metrics.ops.WithLabelValues("put", outcome(err)).Inc()
+	return err
+}
+
+func (s *Service) put(ctx context.Context, a putArgs) error {
+	pos := chord.KeyPosition([32]byte(a.Key))
+	self := s.node.Self()
+	var lastErr error
+	backoff := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			// Transient trouble (a ring change, an owner at its limit):
+			// try again until the request's own deadline.
+			if err := pause(ctx, backoff); err != nil {
+				return errors.Join(lastErr, err)
+			}
+			backoff = min(2*backoff, 500*time.Millisecond)
+		}
+		if s.node.Owns(pos) {
+			_, err := s.ownerPut(ctx, a)
+			return err
+		}
+		res, err := s.node.Lookup(ctx, pos)
+		if err != nil {
+			lastErr = fmt.Errorf("%w: lookup %s: %w", ErrNoOwner, pos.Short(), err)
+			if ctx.Err() != nil {
+				return lastErr
+			}
+			continue
+		}
+		if res.Owner.ID == self.ID {
+			_, err := s.ownerPut(ctx, a)
+			return err
+		}
+		// The client's request deadline bounds the call, not the ring's
+		// call timeout: under load the owner queues the put, and a put
+		// given up and sent again would only add to that queue.
+		err = s.tr.Call(ctx, res.Owner, methodPut, a, nil)
+		if err == nil {
+			return nil
+		}
+		lastErr = fmt.Errorf("put %s at %v: %w", pos.Short(), res.Owner, err)
+		if !retryable(err) || ctx.Err() != nil {
+			return lastErr
+		}
+	}
+}
+
+// retryable reports whether a call may succeed when tried again: the peer was
+// busy, unreachable, leaving or not the owner (yet), or the call timed out.
+func retryable(err error) bool {
+	for _, e := range []error{chord.ErrNotOwner, chord.ErrUnreachable, chord.ErrOverloaded,
+		chord.ErrShuttingDown, chord.ErrNotReady, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownerPut stores a record as its owner: it assigns the version, stores it
+// durably and replicates it.
+func (s *Service) ownerPut(ctx context.Context, a putArgs) (store.Version, error) {
+	prev, err := s.db.Get([32]byte(a.Key))
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Version{}, fmt.Errorf("dht: read previous version: %w", err)
+	}
+	rec := store.Record{
+		Key:         [32]byte(a.Key),
+		Value:       a.Value,
+		Expiry:      time.Unix(0, a.Expiry),
+		Version:     s.clock.next(prev.Version),
+		Primary:     true,
+		Replication: a.Replication,
+	}
+	// The owner's own write and the pushes to the replicas run together, so
+	// that a put costs one fsync's latency, not two in a row. Should the
+	// owner's write fail after a replica took the record, anti-entropy
+	// fetches the newer copy back.
+	var wg sync.WaitGroup
+	wg.Go(func() { s.replicate(ctx, rec) })
+	_, err = s.db.Put(ctx, rec)
+	wg.Wait()
+	if err != nil {
+		return store.Version{}, fmt.Errorf("dht: store: %w", err)
+	}
+	return rec.Version, nil
+}
+
+// holders returns the replica holders for a record with replication r, as
+// this node sees them: the first r-1 distinct successors other than itself.
+func holders(self chord.ID, succs []chord.NodeInfo, r int) []chord.NodeInfo {
+	out := make([]chord.NodeInfo, 0, max(r-1, 0))
+	for _, n := range succs {
+		if len(out) >= r-1 {
+			break
+		}
+		if n.ID == self || containsNode(out, n.ID) {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+func containsNode(ns []chord.NodeInfo, id chord.ID) bool {
+	for _, n := range ns {
+		if n.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// replicate pushes rec to its replica holders in parallel and waits for them,
+// within the put's deadline (at least the call timeout). A holder that misses
+// it is repaired by the next maintenance round.
+func (s *Service) replicate(ctx context.Context, rec store.Record) {
+	hs := holders(s.node.Self().ID, s.node.Successors(), int(rec.Replication))
+	if len(hs) == 0 {
+		return
+	}
+	args := storeArgs{Records: []wireRecord{toWire(rec)}}
+	var wg sync.WaitGroup
+	for _, h := range hs {
+		wg.Go(func() {
+			cctx, cancel := s.putDeadline(ctx)
+			defer cancel()
+			err := s.tr.Call(cctx, h, methodStore, args, nil)
+			s.metrics.replication.WithLabelValues(outcome(err)).Inc()
+			if err != nil {
+				s.log.Warn("replica push failed", "peer", h.Addr, "key", chord.ID(rec.Key).Short(), "error", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// putDeadline bounds a replica push: the put's own deadline, but never less
+// than the call timeout (a put that arrives late still reaches its replicas).
+func (s *Service) putDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > s.cfg.CallTimeout {
+		return context.WithDeadline(ctx, dl)
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
+}
+
+// Get returns the live value stored under key: from the owner, or from the
+// replica holders when the owner is unreachable or does not have it (a node
+// that has just joined may not yet hold its arc).
+func (s *Service) Get(ctx context.Context, key [32]byte) ([]byte, error) {
+	rec, err := s.get(ctx, key)
+	s.metrics.ops.WithLabelValues("get", outcome(err)).Inc()
+	if err != nil {
+		return nil, err
+	}
+	return rec.Value, nil
+}
+
+func (s *Service) get(ctx context.Context, key [32]byte) (store.Record, error) {
+	pos := chord.KeyPosition(key)
+	self := s.node.Self()
+	var owner chord.NodeInfo
+	var succs []chord.NodeInfo
+	if s.node.Owns(pos) {
+		owner, succs = self, s.node.Successors()
+	} else {
+		res, err := s.node.Lookup(ctx, pos)
+		if err != nil {
+			// No owner named in time: ask the nodes this node knows that
+			// follow the position, where the owner and its replicas are.
+			s.log.Debug("lookup failed; asking the known nodes after the key", "key", pos.Short(), "error", err)
+			return s.newest(ctx, key, after(pos, s.cfg.MaxReplication, s.node.Successors(), s.node.Fingers(), []chord.NodeInfo{self}))
+		}
+		owner, succs = res.Owner, res.Successors
+	}
+	rec, err := s.fetchOne(ctx, owner, key)
+	if err == nil {
+		return rec, nil
+	}
+	// The owner does not have it, or cannot be asked: ask the holders. When
+	// the owner answered "not found" only its nearest successors can hold a
+	// record it lacks (a handoff in progress); otherwise any replica may.
+	n := s.cfg.MaxReplication - 1
+	if errors.Is(err, ErrNotFound) {
+		n = min(n, 2)
+	}
+	cands := after(owner.ID, n, succs, s.node.Successors(), []chord.NodeInfo{self})
+	return s.newest(ctx, key, cands)
+}
+
+// newest asks the nodes in parallel and returns the newest live record any
+// of them holds.
+func (s *Service) newest(ctx context.Context, key [32]byte, nodes []chord.NodeInfo) (store.Record, error) {
+	best, found := store.Record{}, false
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range nodes {
+		wg.Go(func() {
+			r, err := s.fetchOne(ctx, c, key)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !found || r.Version.Compare(best.Version) > 0 {
+				best, found = r, true
+			}
+		})
+	}
+	wg.Wait()
+	if !found {
+		return store.Record{}, fmt.Errorf("%w: %x", ErrNotFound, key[:4])
+	}
+	return best, nil
+}
+
+// after returns up to n distinct nodes from lists, other than the one at id,
+// in clockwise order from id: the nodes that follow it on the ring as far as
+// this node knows them. A lookup answered from a short list names few of the
+// owner's successors; this node's own list fills the gap.
+func after(id chord.ID, n int, lists ...[]chord.NodeInfo) []chord.NodeInfo {
+	var all []chord.NodeInfo
+	for _, l := range lists {
+		for _, x := range l {
+			if x.ID != id && !containsNode(all, x.ID) {
+				all = append(all, x)
+			}
+		}
+	}
+	slices.SortFunc(all, func(a, b chord.NodeInfo) int {
+		return id.Distance(a.ID).Cmp(id.Distance(b.ID))
+	})
+	return all[:min(n, len(all))]
+}
+
+// fetchOne asks one node (possibly this one) for the live record under key.
+func (s *Service) fetchOne(ctx context.Context, n chord.NodeInfo, key [32]byte) (store.Record, error) {
+	if n.ID == s.node.Self().ID {
+		rec, err := s.db.Get(key)
+		if errors.Is(err, store.ErrNotFound) {
+			return rec, ErrNotFound
+		}
+		return rec, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	var w wireRecord
+	if err := s.tr.Call(cctx, n, methodGet, getArgs{Key: chord.ID(key)}, &w); err != nil {
+		if errors.Is(err, chord.ErrNotFound) {
+			return store.Record{}, ErrNotFound
+		}
+		return store.Record{}, err
+	}
+	rec, err := w.record(false)
+	if err != nil {
+		return store.Record{}, err
+	}
+	if rec.Key != key || !rec.Expiry.After(s.now()) {
+		return store.Record{}, ErrNotFound
+	}
+	return rec, nil
+}
+
+// pause waits for d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, ErrNotFound), errors.Is(err, chord.ErrNotFound):
+		return "not_found"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	default:
+		return "error"
+	}
+}
+
+// handle registers a call whose parameters decode into A.
+func handle[A any](s *Service, method string, fn func(ctx context.Context, from chord.ID, a A) (any, error)) {
+	s.node.Handle(method, func(ctx context.Context, from chord.ID, _ string, params json.RawMessage) (any, error) {
+		var a A
+		if err := json.Unmarshal(params, &a); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", chord.ErrBadRequest, method, err)
+		}
+		return fn(ctx, from, a)
+	})
+}

@@ -1,0 +1,144 @@
+package dht
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/store"
+)
+
+// Method names of the calls between nodes.
+const (
+	methodPut      = "dht.put"
+	methodGet      = "dht.get"
+	methodStore    = "dht.store"
+	methodRange    = "dht.range"
+	methodDigest   = "dht.digest"
+	methodVersions = "dht.versions"
+	methodFetch    = "dht.fetch"
+)
+
+// MaxValueBytes is the largest value the client protocol can carry.
+const MaxValueBytes = 65495
+
+// wireRecord is a record as it crosses the network. The primary flag does not
+// travel: the receiver decides it from its own view of the ring.
+type wireRecord struct {
+	Key         chord.ID      `json:"key"`
+	Value       []byte        `json:"value"`
+	Expiry      int64         `json:"expiry"`
+	Version     store.Version `json:"version"`
+	Replication uint8         `json:"replication"`
+}
+
+func toWire(r store.Record) wireRecord {
+	return wireRecord{
+		Key:         chord.ID(r.Key),
+		Value:       r.Value,
+		Expiry:      r.Expiry.UnixNano(),
+		Version:     r.Version,
+		Replication: r.Replication,
+	}
+}
+
+// record validates w and returns it as a store record.
+func (w wireRecord) record(primary bool) (store.Record, error) {
+	if len(w.Value) < 1 || len(w.Value) > MaxValueBytes {
+		return store.Record{}, fmt.Errorf("%w: value of %d bytes, want 1..%d", ErrInvalid, len(w.Value), MaxValueBytes)
+	}
+	if w.Replication < 1 {
+		return store.Record{}, fmt.Errorf("%w: replication 0", ErrInvalid)
+	}
+	if w.Version.IsZero() {
+		return store.Record{}, fmt.Errorf("%w: no version", ErrInvalid)
+	}
+	return store.Record{
+		Key:         [32]byte(w.Key),
+		Value:       w.Value,
+		Expiry:      time.Unix(0, w.Expiry),
+		Version:     w.Version,
+		Primary:     primary,
+		Replication: w.Replication,
+	}, nil
+}
+
+type putArgs struct {
+	Key         chord.ID `json:"key"`
+	Value       []byte   `json:"value"`
+	Expiry      int64    `json:"expiry"`
+	Replication uint8    `json:"replication"`
+}
+
+type putReply struct {
+	Version store.Version `json:"version"`
+}
+
+type getArgs struct {
+	Key chord.ID `json:"key"`
+}
+
+type storeArgs struct {
+	Records []wireRecord `json:"records"`
+}
+
+type storeReply struct {
+	Stored int `json:"stored"`
+}
+
+type rangeArgs struct {
+	From  chord.ID  `json:"from"`
+	To    chord.ID  `json:"to"`
+	After *chord.ID `json:"after,omitempty"`
+	Limit int       `json:"limit"`
+}
+
+type rangeReply struct {
+	Records []wireRecord `json:"records"`
+	Next    *chord.ID    `json:"next,omitempty"`
+}
+
+type digestArgs struct {
+	From           chord.ID `json:"from"`
+	To             chord.ID `json:"to"`
+	MinReplication uint8    `json:"min_replication"`
+}
+
+type bucketDigest struct {
+	Bucket int    `json:"bucket"`
+	Count  int    `json:"count"`
+	Hash   uint64 `json:"hash"`
+}
+
+type digestReply struct {
+	Buckets []bucketDigest `json:"buckets"`
+}
+
+type versionsArgs struct {
+	From           chord.ID  `json:"from"`
+	To             chord.ID  `json:"to"`
+	MinReplication uint8     `json:"min_replication"`
+	Buckets        []int     `json:"buckets,omitempty"` // empty: every bucket
+	After          *chord.ID `json:"after,omitempty"`
+	Limit          int       `json:"limit"`
+}
+
+type versionEntry struct {
+	Key     chord.ID      `json:"key"`
+	Version store.Version `json:"version"`
+}
+
+type versionsReply struct {
+	Entries []versionEntry `json:"entries"`
+	Next    *chord.ID      `json:"next,omitempty"`
+}
+
+type fetchArgs struct {
+	Keys []chord.ID `json:"keys"`
+}
+
+type fetchReply struct {
+	Records []wireRecord `json:"records"`
+	// Rest lists the asked keys left out to keep the reply within its size.
+	Rest []chord.ID `json:"rest,omitempty"`
+}

@@ -1,0 +1,711 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/durachord/durachord/api"
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/crypto"
+)
+
+// envVar turns the end-to-end tests on.
+const envVar = "DURACHORD_E2E"
+
+// keepEnvVar names a folder under which each cluster's files (configs, logs,
+// data dirs) are kept after the test instead of being removed.
+const keepEnvVar = "DURACHORD_E2E_KEEP"
+
+// binDir holds dhtd and dhtctl, built once by TestMain; empty when the tests
+// are off. It is written only by TestMain, before any test runs.
+var binDir string
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envVar) != "1" {
+		os.Exit(m.Run()) // every test skips itself
+	}
+	dir, err := os.MkdirTemp("", "durachord-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(2)
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: go not found:", err)
+		os.Exit(2)
+	}
+	build := exec.Command(gobin, "build", "-o", dir+string(os.PathSeparator), "./cmd/dhtd", "./cmd/dhtctl")
+	build.Dir = ".." // the module root
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building dhtd and dhtctl: %v\n%s", err, out)
+		_ = os.RemoveAll(dir)
+		os.Exit(2)
+	}
+	binDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireE2E skips the test unless the end-to-end tests are on.
+func requireE2E(t *testing.T) {
+	t.Helper()
+	if binDir == "" {
+		t.Skip("end-to-end test: set " + envVar + "=1 to run it (make e2e)")
+	}
+}
+
+func dhtdPath() string   { return filepath.Join(binDir, "dhtd") }
+func dhtctlPath() string { return filepath.Join(binDir, "dhtctl") }
+
+// ClusterOptions tune the configuration every node of a cluster gets.
+type ClusterOptions struct {
+	// Replication is records.default_replication; 0 keeps the product default.
+	Replication int
+	// LogLevel of every node; "" means info.
+	LogLevel string
+}
+
+// Cluster is a set of dhtd processes sharing a CA and an HMAC key, each on
+// its own 127.0.0.x address.
+type Cluster struct {
+	t    *testing.T
+	dir  string
+	opts ClusterOptions
+	CA   *crypto.CA
+	// HMACKeys is the path of the cluster's HMAC keys file.
+	HMACKeys string
+
+	mu     sync.Mutex // guards nodes, nextIP
+	nodes  []*Node
+	ipBase string // "127.A.B." chosen at random so that tests of other packages do not collide
+	nextIP int
+}
+
+// NewCluster makes a CA and an HMAC key; nodes are added with NewNode. Every
+// process is killed when the test ends; if it failed, the tail of each node's
+// log is printed.
+func NewCluster(t *testing.T, opts ClusterOptions) *Cluster {
+	t.Helper()
+	requireE2E(t)
+	dir := t.TempDir()
+	if keep := os.Getenv(keepEnvVar); keep != "" {
+		// Keep logs, configs and data dirs for a post-mortem.
+		var err error
+		if dir, err = os.MkdirTemp(keep, strings.ReplaceAll(t.Name(), "/", "_")+"-"); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("cluster files kept in %s", dir)
+	}
+	ca, err := crypto.NewCA()
+	if err != nil {
+		t.Fatalf("NewCA() = %v", err)
+	}
+	if err := ca.WriteDir(filepath.Join(dir, "ca"), false); err != nil {
+		t.Fatalf("CA WriteDir: %v", err)
+	}
+	keys := filepath.Join(dir, "hmac.keys")
+	writeHMACKeys(t, keys)
+	c := &Cluster{
+		t: t, dir: dir, opts: opts, CA: ca, HMACKeys: keys,
+		ipBase: fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), 1+rand.IntN(250)),
+		nextIP: 2,
+	}
+	t.Cleanup(func() {
+		c.mu.Lock()
+		nodes := slices.Clone(c.nodes)
+		c.mu.Unlock()
+		for _, n := range nodes {
+			n.kill()
+		}
+		if t.Failed() {
+			for _, n := range nodes {
+				t.Logf("---- last lines of %s (%s, id %s) log ----\n%s", n.Name, n.P2P, n.ID.Short(), tail(n.LogPath, 40))
+			}
+		}
+	})
+	return c
+}
+
+// writeHMACKeys writes a keys file with one new key.
+func writeHMACKeys(t *testing.T, path string, extra ...string) {
+	t.Helper()
+	k, err := crypto.NewHMACKey()
+	if err != nil {
+		t.Fatalf("NewHMACKey() = %v", err)
+	}
+	lines := append([]string{k}, extra...)
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// NodeOptions say how one node differs from a normal cluster member.
+type NodeOptions struct {
+	// CA issues the node certificate; nil means the cluster CA.
+	CA *crypto.CA
+	// HMACKeys is the keys file; "" means the cluster's.
+	HMACKeys string
+	// Addr reuses the addresses of an earlier node (same IP and ports).
+	Addr *Node
+	// NoAPI runs the node without a client API.
+	NoAPI bool
+	// ExtraConfig is appended to the top level of config.toml.
+	ExtraConfig string
+	// Env is added to the process environment.
+	Env []string
+}
+
+// Node is one dhtd process (or its remains: data dir, log, certificate).
+type Node struct {
+	c                   *Cluster
+	Name                string
+	IP                  string
+	P2P, API, Admin     string
+	ID                  chord.ID
+	DataDir, TLSDir     string
+	ConfigPath, LogPath string
+	opts                NodeOptions
+	mu                  sync.Mutex // guards cmd, done, exitErr
+	cmd                 *exec.Cmd
+	done                chan struct{} // closed when cmd has been waited for
+	exitErr             error
+	member              bool // counted by WaitStable and the ring checks; guarded by c.mu
+}
+
+// NewNode prepares a node (certificate, config) without starting it. Its
+// addresses are free ports on a fresh 127.0.0.x address.
+func (c *Cluster) NewNode(opts NodeOptions) *Node {
+	t := c.t
+	t.Helper()
+	c.mu.Lock()
+	idx := len(c.nodes)
+	n := &Node{c: c, Name: fmt.Sprintf("node%d", idx), opts: opts, member: true}
+	if opts.Addr != nil {
+		n.IP, n.P2P, n.API, n.Admin = opts.Addr.IP, opts.Addr.P2P, opts.Addr.API, opts.Addr.Admin
+	} else {
+		if c.nextIP > 254 {
+			c.mu.Unlock()
+			t.Fatal("out of 127.x addresses")
+		}
+		n.IP = c.ipBase + strconv.Itoa(c.nextIP)
+		c.nextIP++
+	}
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	if opts.Addr == nil {
+		n.P2P, n.API, n.Admin = freePort(t, n.IP), freePort(t, n.IP), freePort(t, n.IP)
+	}
+	if opts.NoAPI {
+		n.API = ""
+	}
+	base := filepath.Join(c.dir, n.Name)
+	n.DataDir = filepath.Join(base, "data")
+	n.TLSDir = filepath.Join(base, "tls")
+	n.ConfigPath = filepath.Join(base, "config.toml")
+	n.LogPath = filepath.Join(base, "dhtd.log")
+	ca := opts.CA
+	if ca == nil {
+		ca = c.CA
+	}
+	nc, err := ca.Issue(n.P2P)
+	if err != nil {
+		t.Fatalf("Issue(%s) = %v", n.P2P, err)
+	}
+	if err := nc.WriteDir(n.TLSDir, false); err != nil {
+		t.Fatalf("WriteDir(%s) = %v", n.TLSDir, err)
+	}
+	n.ID = nc.ID
+	keys := opts.HMACKeys
+	if keys == "" {
+		keys = c.HMACKeys
+	}
+	logLevel := c.opts.LogLevel
+	if logLevel == "" {
+		logLevel = "info"
+	}
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "p2p_address = %q\napi_address = %q\nadmin_address = %q\n", n.P2P, n.API, n.Admin)
+	fmt.Fprintf(&cfg, "data_dir = %q\ntls_dir = %q\nhmac_keys = %q\n", n.DataDir, n.TLSDir, keys)
+	fmt.Fprintf(&cfg, "log_level = %q\nshutdown_timeout = \"10s\"\n", logLevel)
+	cfg.WriteString(opts.ExtraConfig + "\n")
+	cfg.WriteString("[ring]\nstabilize_interval = \"100ms\"\nfix_fingers_interval = \"100ms\"\n" +
+		"check_predecessor_interval = \"300ms\"\ncall_timeout = \"1s\"\nlookup_timeout = \"3s\"\n")
+	cfg.WriteString("[records]\nrepair_interval = \"2s\"\nsweep_interval = \"1s\"\nrepair_rate = 5000\n")
+	if c.opts.Replication > 0 {
+		fmt.Fprintf(&cfg, "default_replication = %d\n", c.opts.Replication)
+	}
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(n.ConfigPath, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// freePort returns ip:port with a port that was free a moment ago.
+func freePort(t *testing.T, ip string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatalf("listen on %s: %v", ip, err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// StartNodes prepares and starts n members: the first starts a new ring, the
+// others join through it.
+func (c *Cluster) StartNodes(n int) []*Node {
+	c.t.Helper()
+	nodes := make([]*Node, n)
+	for i := range nodes {
+		nodes[i] = c.NewNode(NodeOptions{})
+	}
+	nodes[0].Start()
+	for _, nd := range nodes[1:] {
+		nd.Start(nodes[0].P2P)
+	}
+	return nodes
+}
+
+// Members returns the nodes counted as ring members.
+func (c *Cluster) Members() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*Node
+	for _, n := range c.nodes {
+		if n.member {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// LiveMembers returns the members whose process runs.
+func (c *Cluster) LiveMembers() []*Node {
+	var out []*Node
+	for _, n := range c.Members() {
+		if n.Running() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// SetMember says whether n counts as a ring member (intruders do not).
+func (n *Node) SetMember(m bool) {
+	n.c.mu.Lock()
+	n.member = m
+	n.c.mu.Unlock()
+}
+
+// Start runs dhtd with the node's config; bootstrap addresses become
+// --bootstrap flags. The log file is appended to, so restarts keep history.
+func (n *Node) Start(bootstrap ...string) {
+	t := n.c.t
+	t.Helper()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd != nil {
+		select {
+		case <-n.done:
+		default:
+			t.Fatalf("%s: Start while running", n.Name)
+		}
+	}
+	args := []string{"--config", n.ConfigPath}
+	for _, b := range bootstrap {
+		args = append(args, "--bootstrap", b)
+	}
+	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(logf, "==== e2e: starting dhtd %s at %s\n", strings.Join(args, " "), time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(dhtdPath(), args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), n.opts.Env...)
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		t.Fatalf("%s: start dhtd: %v", n.Name, err)
+	}
+	done := make(chan struct{})
+	n.cmd, n.done, n.exitErr = cmd, done, nil
+	go func() {
+		err := cmd.Wait()
+		_ = logf.Close()
+		n.mu.Lock()
+		n.exitErr = err
+		n.mu.Unlock()
+		close(done)
+	}()
+}
+
+// Running reports whether the process runs.
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (n *Node) proc() (*exec.Cmd, chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd, n.done
+}
+
+// kill SIGKILLs the process if it runs and waits for it; used by cleanup.
+func (n *Node) kill() {
+	cmd, done := n.proc()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Kill SIGKILLs the node and waits until it is gone.
+func (n *Node) Kill() {
+	n.c.t.Helper()
+	if !n.Running() {
+		n.c.t.Fatalf("%s: Kill of a node that does not run", n.Name)
+	}
+	n.kill()
+}
+
+// Stop sends SIGTERM (graceful leave) and waits up to 20 s; it returns the
+// process's exit error (nil for exit status 0). A node that does not exit in
+// time is killed and the test fails.
+func (n *Node) Stop() error {
+	t := n.c.t
+	t.Helper()
+	cmd, done := n.proc()
+	if cmd == nil {
+		t.Fatalf("%s: Stop of a node never started", n.Name)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	timer := time.NewTimer(20 * time.Second)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		t.Errorf("%s: still running 20s after SIGTERM (shutdown_timeout is 10s); killing it", n.Name)
+		n.kill()
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.exitErr
+}
+
+// Signal sends sig to the running process.
+func (n *Node) Signal(sig os.Signal) {
+	cmd, _ := n.proc()
+	if cmd == nil {
+		n.c.t.Fatalf("%s: Signal to a node never started", n.Name)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		n.c.t.Fatalf("%s: signal %v: %v", n.Name, sig, err)
+	}
+}
+
+// Restart starts the node again with the same data dir and certificate.
+func (n *Node) Restart(bootstrap ...string) {
+	n.c.t.Helper()
+	n.Start(bootstrap...)
+}
+
+// Status is the JSON of /status (SPEC section 3).
+type Status struct {
+	ID          chord.ID         `json:"id"`
+	Address     string           `json:"address"`
+	Predecessor *chord.NodeInfo  `json:"predecessor"`
+	Successors  []chord.NodeInfo `json:"successors"`
+	Records     struct {
+		Primary int64 `json:"primary"`
+		Replica int64 `json:"replica"`
+	} `json:"records"`
+	Ready bool `json:"ready"`
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// adminGet fetches path from the node's admin server.
+func (n *Node) adminGet(ctx context.Context, path string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.Admin+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return body, fmt.Errorf("GET %s%s: %s", n.Admin, path, resp.Status)
+	}
+	return body, nil
+}
+
+// Status fetches the node's /status.
+func (n *Node) Status(ctx context.Context) (Status, error) {
+	var st Status
+	body, err := n.adminGet(ctx, "/status")
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return st, fmt.Errorf("%s /status: %w: %s", n.Name, err, body)
+	}
+	return st, nil
+}
+
+// Metrics fetches the node's /metrics text.
+func (n *Node) Metrics(ctx context.Context) (string, error) {
+	body, err := n.adminGet(ctx, "/metrics")
+	return string(body), err
+}
+
+// Metric returns the sum of the samples of name whose labels include every
+// pair of labels (given as "k", "v", ...), from the node's /metrics; 0 if none.
+func (n *Node) Metric(ctx context.Context, name string, labels ...string) (float64, error) {
+	text, err := n.Metrics(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return metricSum(text, name, labels...), nil
+}
+
+// metricSum parses the Prometheus text format (enough of it for our
+// collectors: no escaped quotes or commas in label values).
+func metricSum(text, name string, labels ...string) float64 {
+	var sum float64
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		series, val := line[:sp], line[sp+1:]
+		got := series
+		var lbl string
+		if i := strings.IndexByte(series, '{'); i >= 0 {
+			got, lbl = series[:i], strings.TrimSuffix(series[i+1:], "}")
+		}
+		if got != name {
+			continue
+		}
+		have := map[string]string{}
+		for kv := range strings.SplitSeq(lbl, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if ok {
+				have[k] = strings.Trim(v, `"`)
+			}
+		}
+		match := true
+		for i := 0; i+1 < len(labels); i += 2 {
+			if have[labels[i]] != labels[i+1] {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		f, err := strconv.ParseFloat(val, 64)
+		if err == nil {
+			sum += f
+		}
+	}
+	return sum
+}
+
+// Dial opens a client API connection to the node, closed when the test ends.
+func (n *Node) Dial(ctx context.Context) *api.Client {
+	t := n.c.t
+	t.Helper()
+	cl, err := api.Dial(ctx, n.API)
+	if err != nil {
+		t.Fatalf("%s: %v", n.Name, err)
+	}
+	t.Cleanup(func() { _ = cl.Close() })
+	return cl
+}
+
+// WaitStable polls /status of every live member until each is ready and its
+// first successor is the next live member in ID order.
+func (c *Cluster) WaitStable(ctx context.Context) {
+	t := c.t
+	t.Helper()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last string
+	for {
+		why := c.unstable(ctx)
+		if why == "" {
+			return
+		}
+		if ctx.Err() == nil || last == "" {
+			last = why // a reason caused by the deadline itself says nothing
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("ring of %d live members not stable: %s", len(c.LiveMembers()), last)
+		case <-tick.C:
+		}
+	}
+}
+
+// unstable returns why the ring is not stable yet, or "".
+func (c *Cluster) unstable(ctx context.Context) string {
+	live := c.LiveMembers()
+	slices.SortFunc(live, func(a, b *Node) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	for i, n := range live {
+		want := live[(i+1)%len(live)]
+		st, err := n.Status(ctx)
+		switch {
+		case err != nil:
+			return fmt.Sprintf("%s: %v", n.Name, err)
+		case st.ID != n.ID:
+			return fmt.Sprintf("%s reports ID %s, want %s", n.Name, st.ID.Short(), n.ID.Short())
+		case !st.Ready:
+			return fmt.Sprintf("%s not ready", n.Name)
+		case len(st.Successors) == 0:
+			return fmt.Sprintf("%s has no successor", n.Name)
+		case st.Successors[0].ID != want.ID:
+			return fmt.Sprintf("%s: successor %s, want %s (%s)", n.Name, st.Successors[0], want.ID.Short(), want.Name)
+		}
+	}
+	return ""
+}
+
+// SortedIDs returns the IDs of the live members in ring (ID) order.
+func (c *Cluster) SortedIDs() []chord.ID {
+	var ids []chord.ID
+	for _, n := range c.LiveMembers() {
+		ids = append(ids, n.ID)
+	}
+	slices.SortFunc(ids, func(a, b chord.ID) int { return bytes.Compare(a[:], b[:]) })
+	return ids
+}
+
+// dhtctl runs the built dhtctl and returns stdout, stderr and the exit code.
+func dhtctl(t *testing.T, ctx context.Context, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, dhtctlPath(), args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("dhtctl %s: %v", strings.Join(args, " "), err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// LogContains reports whether the node's log has a line containing every one
+// of parts.
+func (n *Node) LogContains(parts ...string) bool {
+	f, err := os.Open(n.LogPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		all := true
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// poll calls cond every interval until it returns "" (done) or ctx ends; then
+// the test fails with cond's last reason.
+func poll(t *testing.T, ctx context.Context, interval time.Duration, what string, cond func() string) {
+	t.Helper()
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var last string
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if ctx.Err() == nil || last == "" {
+			last = why // a reason caused by the deadline itself says nothing
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %s", what, last)
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,201 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/crypto"
+)
+
+// checkRingCLI runs `dhtctl ring --json --admin` against node and checks that
+// it lists exactly the live members, in ring order starting from node.
+func checkRingCLI(t *testing.T, ctx context.Context, c *Cluster, node *Node) {
+	t.Helper()
+	out, errOut, code := dhtctl(t, ctx, "ring", "--json", "--admin", node.Admin)
+	if code != 0 {
+		t.Fatalf("dhtctl ring --json --admin %s: exit %d, stderr %q", node.Admin, code, errOut)
+	}
+	var ring []Status
+	if err := json.Unmarshal([]byte(out), &ring); err != nil {
+		t.Fatalf("dhtctl ring --json: %v; output:\n%s", err, out)
+	}
+	ids := c.SortedIDs()
+	start := slices.Index(ids, node.ID)
+	want := append(slices.Clone(ids[start:]), ids[:start]...)
+	var got []chord.ID
+	for _, st := range ring {
+		got = append(got, st.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("dhtctl ring from %s lists %d nodes %v; want the %d members in ring order %v", node.Name, len(got), shortIDs(got), len(want), shortIDs(want))
+	}
+	for _, st := range ring {
+		if !st.Ready {
+			t.Errorf("dhtctl ring: node %s not ready", st.ID.Short())
+		}
+	}
+}
+
+func shortIDs(ids []chord.ID) []string {
+	var s []string
+	for _, id := range ids {
+		s = append(s, id.Short())
+	}
+	return s
+}
+
+// TestRingRefusesIntruders: eight nodes with real TLS form one ring; a node
+// with a certificate from another CA, one with a wrong HMAC key, and an
+// impostor (a valid cluster certificate at an address where peers expect
+// another node ID) never become part of it, and the ring nodes log and count
+// each refusal.
+func TestRingRefusesIntruders(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+
+	nodes := c.StartNodes(8)
+	sctx, scancel := context.WithTimeout(ctx, 60*time.Second)
+	c.WaitStable(sctx)
+	scancel()
+	checkRingCLI(t, ctx, c, nodes[0])
+
+	// A victim joins, so that every member has learned its (ID, address).
+	victim := c.NewNode(NodeOptions{})
+	victim.Start(nodes[3].P2P)
+	sctx, scancel = context.WithTimeout(ctx, 60*time.Second)
+	c.WaitStable(sctx)
+	scancel()
+
+	otherCA, err := crypto.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongKeys := filepath.Join(t.TempDir(), "wrong.keys")
+	writeHMACKeys(t, wrongKeys)
+
+	// The impostor: the victim dies, and a process with another valid
+	// cluster certificate, issued for the same address, takes its place.
+	// Peers that still know the victim dial that address expecting the
+	// victim's ID.
+	victim.Kill()
+	victim.SetMember(false)
+	impostor := c.NewNode(NodeOptions{Addr: victim})
+	impostor.Name = "impostor"
+	impostor.SetMember(false)
+	impostor.Start()
+
+	foreign := c.NewNode(NodeOptions{CA: otherCA})
+	foreign.Name = "foreign-ca"
+	foreign.SetMember(false)
+	foreign.Start(nodes[1].P2P, nodes[2].P2P)
+
+	badHMAC := c.NewNode(NodeOptions{HMACKeys: wrongKeys})
+	badHMAC.Name = "wrong-hmac"
+	badHMAC.SetMember(false)
+	badHMAC.Start(nodes[2].P2P, nodes[5].P2P)
+
+	// Each refusal is counted by the ring nodes and logged with the
+	// intruder's address.
+	refusals := []struct {
+		name, reason string
+		logParts     []string
+	}{
+		// The intruders dial from the default source address (127.0.0.1),
+		// so the refusal lines name the reason, not the intruder's address.
+		{"foreign CA", "tls", []string{"peer refused", "reason=tls", "bad certificate"}},
+		{"wrong HMAC key", "hmac", []string{"peer refused", "reason=hmac"}},
+		{"impostor", "identity", []string{"identity mismatch", impostor.P2P}},
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer pcancel()
+	for _, r := range refusals {
+		poll(t, pctx, 200*time.Millisecond, "refusal of the "+r.name, func() string {
+			var total float64
+			logged := false
+			for _, n := range nodes {
+				v, err := n.Metric(pctx, "durachord_rpc_rejected_total", "reason", r.reason)
+				if err != nil {
+					return fmt.Sprintf("%s /metrics: %v", n.Name, err)
+				}
+				total += v
+				logged = logged || n.LogContains(r.logParts...)
+			}
+			switch {
+			case total == 0:
+				return fmt.Sprintf(`sum of durachord_rpc_rejected_total{reason=%q} over the ring = 0; want > 0`, r.reason)
+			case !logged:
+				return fmt.Sprintf("no ring node logged a line containing %q", r.logParts)
+			}
+			return ""
+		})
+	}
+
+	// The ring is the eight members and nothing else.
+	sctx, scancel = context.WithTimeout(ctx, 60*time.Second)
+	c.WaitStable(sctx)
+	scancel()
+	for _, n := range nodes {
+		checkRingCLI(t, ctx, c, n)
+	}
+	for _, intruder := range []*Node{foreign, badHMAC} {
+		st, err := intruder.Status(ctx)
+		if err != nil {
+			t.Errorf("%s /status: %v", intruder.Name, err)
+			continue
+		}
+		if st.Ready {
+			t.Errorf("%s /status ready = true; want false (it must not have joined)", intruder.Name)
+		}
+	}
+	// The impostor runs a ring of its own: nobody joined it.
+	if st, err := impostor.Status(ctx); err != nil {
+		t.Errorf("impostor /status: %v", err)
+	} else {
+		for _, s := range st.Successors {
+			if s.ID != impostor.ID {
+				t.Errorf("impostor's successor list holds %s; want only itself", s)
+			}
+		}
+	}
+	t.Logf("ring of %d refused: %s", len(nodes), strings.Join([]string{foreign.Name, badHMAC.Name, impostor.Name}, ", "))
+}
+
+// TestKilledNodeRejoinsWithSameID: a node killed with SIGKILL and restarted
+// from its data dir without --bootstrap comes back with the same ID and
+// rejoins the ring through the peers it knew.
+func TestKilledNodeRejoinsWithSameID(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	nodes := c.StartNodes(4)
+	sctx, scancel := context.WithTimeout(ctx, 60*time.Second)
+	c.WaitStable(sctx)
+	scancel()
+
+	victim := nodes[2]
+	victim.Kill()
+	sctx, scancel = context.WithTimeout(ctx, 60*time.Second)
+	c.WaitStable(sctx) // the ring heals around it
+	scancel()
+
+	victim.Restart() // no --bootstrap
+	sctx, scancel = context.WithTimeout(ctx, 60*time.Second)
+	c.WaitStable(sctx)
+	scancel()
+	st, err := victim.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ID != victim.ID {
+		t.Errorf("restarted %s /status id = %s; want %s", victim.Name, st.ID, victim.ID)
+	}
+	checkRingCLI(t, ctx, c, nodes[0])
+}

@@ -1,0 +1,460 @@
+package rpc
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/crypto"
+)
+
+var _ chord.Transport = (*Client)(nil)
+
+// Client makes calls to other nodes. It keeps one connection per peer
+// (address and expected ID), shared by concurrent calls, dialled on first use,
+// dropped when it breaks or stays idle, and redialled on the next call.
+type Client struct {
+	cfg  ClientConfig
+	id   *crypto.Identity
+	keys *crypto.Keyring
+	log  hclog.Logger
+	m    *metrics
+
+	// ctx bounds dials and connections; cancel ends them (Close).
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu     sync.Mutex // guards conns, closed and every peerConn's inflight, lastUsed, idle
+	conns  map[poolKey]*peerConn
+	closed bool
+
+	wg sync.WaitGroup // dial and connection-watch goroutines
+}
+
+type poolKey struct {
+	addr string
+	id   chord.ID
+}
+
+// peerConn is a pooled connection, or the dial that will produce it.
+type peerConn struct {
+	key   poolKey
+	ready chan struct{} // closed when the dial has finished
+	err   error         // dial error; read after ready
+	rpc   *jsonrpc2.Conn
+
+	inflight int         // calls using the connection (Client.mu)
+	lastUsed time.Time   // when inflight last dropped to 0 (Client.mu)
+	idle     *time.Timer // closes the connection when idle (Client.mu)
+
+	lastReply time.Time // when a reply or error last came back (Client.mu)
+	silent    int       // calls in a row that timed out with no reply since they began (Client.mu)
+}
+
+// hungAfter is how many calls in a row may time out on a connection that
+// answers nothing at all before it is dropped and redialled: a peer that only
+// accepts connections would otherwise keep every timed-out call pending.
+const hungAfter = 3
+
+// NewClient returns a client that calls peers as the node id, signing frames
+// with keys (replacing its keys takes effect for the next frame).
+func NewClient(cfg ClientConfig, id *crypto.Identity, keys *crypto.Keyring) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if id == nil || keys == nil {
+		return nil, errors.New("rpc: NewClient needs an identity and a keyring")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: register metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Client{
+		cfg:    cfg,
+		id:     id,
+		keys:   keys,
+		log:    log,
+		m:      m,
+		ctx:    ctx,
+		cancel: cancel,
+		conns:  make(map[poolKey]*peerConn),
+	}, nil
+}
+
+// Call invokes method on node to (see chord.Transport for the contract). A
+// call without a deadline on ctx gets ClientConfig.CallTimeout.
+func (c *Client) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
+	c.m.calls.WithLabelValues(method).Inc()
+	start := time.Now()
+	err := c.call(ctx, to, method, args, reply)
+	c.m.callDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	if err != nil {
+		c.m.callErrors.WithLabelValues(method).Inc()
+		return fmt.Errorf("rpc %s to %s: %w", method, to, err)
+	}
+	return nil
+}
+
+func (c *Client) call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
+		defer cancel()
+	}
+	var params any
+	if args != nil {
+		b, err := json.Marshal(args)
+		if err != nil {
+			return fmt.Errorf("encode args: %w", err)
+		}
+		params = json.RawMessage(b)
+	}
+	for attempt := 0; ; attempt++ {
+		pc, reused, err := c.get(ctx, to)
+		if err != nil {
+			return err
+		}
+		began := time.Now()
+		raw, err := c.roundTrip(ctx, pc, method, params)
+		c.release(pc)
+		if c.noteOutcome(pc, began, err, ctx.Err()) {
+			c.log.Warn("peer answers nothing; dropping its connection", "peer", to.String(), "timed-out-calls", hungAfter)
+			c.drop(pc)
+		}
+		if err == nil {
+			// A reply that raced the deadline (the handler's context ends with
+			// ours) comes too late: the call has ended.
+			if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+				return context.DeadlineExceeded
+			}
+		}
+		if err == nil {
+			if reply == nil {
+				return nil
+			}
+			if err := json.Unmarshal(raw, reply); err != nil {
+				return fmt.Errorf("decode reply: %w", err)
+			}
+			return nil
+		}
+		var jerr *jsonrpc2.Error
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.As(err, &jerr):
+			return &chord.RemoteError{Code: int(jerr.Code), Message: jerr.Message}
+		case errors.Is(err, errNotSent) && reused && attempt == 0:
+			// The pooled connection had died before the request left:
+			// nothing was sent, so one retry on a fresh connection is safe.
+			continue
+		}
+		c.drop(pc)
+		return fmt.Errorf("%w: %v", chord.ErrUnreachable, err)
+	}
+}
+
+// noteOutcome records how a call on pc ended and reports whether pc now
+// looks hung: hungAfter calls in a row timed out with nothing at all coming
+// back on it since each began.
+func (c *Client) noteOutcome(pc *peerConn, began time.Time, err, ctxErr error) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var jerr *jsonrpc2.Error
+	switch {
+	case err == nil || errors.As(err, &jerr):
+		pc.lastReply, pc.silent = time.Now(), 0
+	case errors.Is(ctxErr, context.DeadlineExceeded) && pc.lastReply.Before(began):
+		pc.silent++
+	}
+	return pc.silent >= hungAfter
+}
+
+// errNotSent marks a call that failed before its request was written.
+var errNotSent = errors.New("connection closed before the request was sent")
+
+// roundTrip sends one request on pc and waits for its raw result.
+func (c *Client) roundTrip(ctx context.Context, pc *peerConn, method string, params any) (json.RawMessage, error) {
+	var opts []jsonrpc2.CallOption
+	if dl, ok := ctx.Deadline(); ok {
+		// Rounded up: the handler's context must not end before ours.
+		ms := (time.Until(dl) + time.Millisecond - 1).Milliseconds()
+		opts = append(opts, jsonrpc2.Meta(callMeta{TimeoutMS: max(1, ms)}))
+	}
+	w, err := pc.rpc.DispatchCall(ctx, method, params, opts...)
+	if err != nil {
+		if errors.Is(err, jsonrpc2.ErrClosed) {
+			return nil, errNotSent
+		}
+		return nil, err
+	}
+	var raw json.RawMessage
+	if err := w.Wait(ctx, &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// get returns a ready connection to `to`, dialling if there is none. reused
+// reports whether the connection existed before this call. The caller must
+// release it.
+func (c *Client) get(ctx context.Context, to chord.NodeInfo) (pc *peerConn, reused bool, err error) {
+	key := poolKey{addr: to.Addr, id: to.ID}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, false, chord.ErrClosed
+	}
+	pc = c.conns[key]
+	if pc == nil {
+		fresh := &peerConn{key: key, ready: make(chan struct{})}
+		c.conns[key] = fresh
+		c.wg.Go(func() { c.dial(fresh) })
+		pc = fresh
+	} else {
+		select {
+		case <-pc.ready:
+			reused = true
+		default:
+		}
+	}
+	pc.inflight++
+	if pc.idle != nil {
+		pc.idle.Stop()
+	}
+	c.mu.Unlock()
+	select {
+	case <-pc.ready:
+	case <-ctx.Done():
+		c.release(pc)
+		return nil, false, ctx.Err()
+	}
+	if pc.err != nil {
+		c.release(pc)
+		return nil, false, pc.err
+	}
+	return pc, reused, nil
+}
+
+// release ends one call's use of pc and arms the idle timer.
+func (c *Client) release(pc *peerConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pc.inflight--
+	if pc.inflight > 0 || pc.rpc == nil || c.closed {
+		return
+	}
+	pc.lastUsed = time.Now()
+	if pc.idle == nil {
+		pc.idle = time.AfterFunc(c.cfg.IdleTimeout, func() { c.closeIfIdle(pc) })
+	} else {
+		pc.idle.Reset(c.cfg.IdleTimeout)
+	}
+}
+
+func (c *Client) closeIfIdle(pc *peerConn) {
+	c.mu.Lock()
+	idle := pc.inflight == 0 && time.Since(pc.lastUsed) >= c.cfg.IdleTimeout && c.conns[pc.key] == pc
+	if idle {
+		delete(c.conns, pc.key)
+	}
+	c.mu.Unlock()
+	if idle {
+		c.log.Debug("closing idle connection", "peer", pc.key.addr)
+		_ = pc.rpc.Close()
+	}
+}
+
+// drop removes pc from the pool (if still there) and closes it.
+func (c *Client) drop(pc *peerConn) {
+	c.mu.Lock()
+	if c.conns[pc.key] == pc {
+		delete(c.conns, pc.key)
+	}
+	c.mu.Unlock()
+	if pc.rpc != nil {
+		_ = pc.rpc.Close()
+	}
+}
+
+// dial connects pc and records the outcome; a failed dial leaves the pool.
+func (c *Client) dial(pc *peerConn) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
+	defer cancel()
+	conn, err := c.connect(ctx, pc.key)
+	c.mu.Lock()
+	if err == nil && c.closed {
+		err = chord.ErrClosed
+		_ = conn.Close()
+	}
+	if err != nil {
+		pc.err = err
+		if c.conns[pc.key] == pc {
+			delete(c.conns, pc.key)
+		}
+		c.mu.Unlock()
+		close(pc.ready)
+		return
+	}
+	pc.rpc = conn
+	c.mu.Unlock()
+	close(pc.ready)
+	c.m.clientConns.Inc()
+	c.wg.Go(func() {
+		<-conn.DisconnectNotify()
+		c.m.clientConns.Dec()
+		c.mu.Lock()
+		if c.conns[pc.key] == pc {
+			delete(c.conns, pc.key)
+		}
+		if pc.idle != nil {
+			pc.idle.Stop()
+		}
+		c.mu.Unlock()
+		c.log.Debug("connection closed", "peer", pc.key.addr)
+	})
+}
+
+// connect dials TCP, does the TLS handshake and the hello exchange.
+func (c *Client) connect(ctx context.Context, key poolKey) (*jsonrpc2.Conn, error) {
+	host, _, err := net.SplitHostPort(key.addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: address %q: %v", chord.ErrUnreachable, key.addr, err)
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", key.addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", chord.ErrUnreachable, err)
+	}
+	tc := tls.Client(raw, c.id.ClientConfig(host, key.id))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = raw.Close()
+		return nil, c.handshakeError(key, err)
+	}
+	peerAddr := raw.RemoteAddr()
+	st := newStream(tc, c.keys, c.cfg.MaxFrameSize, c.cfg.FrameTimeout, func(reason string, err error) {
+		c.m.rejected.WithLabelValues(reason).Inc()
+		c.log.Warn("peer refused", "reason", reason, "peer", peerAddr.String(), "error", err)
+	})
+	if err := c.hello(ctx, st); err != nil {
+		_ = tc.Close()
+		if errors.Is(err, chord.ErrProtocol) {
+			return nil, err
+		}
+		return nil, c.handshakeError(key, err)
+	}
+	return jsonrpc2.NewConn(c.ctx, st, refuseRequests{}, jsonrpc2.SetLogger(jsonLogger{c.log.With("peer", key.addr)})), nil
+}
+
+// hello sends ours and checks the server's answer, within ctx.
+func (c *Client) hello(ctx context.Context, st *stream) error {
+	deadline, _ := ctx.Deadline()
+	if err := st.conn.SetDeadline(deadline); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = st.conn.SetDeadline(time.Now()) })
+	defer stop()
+	st.frameTimeout = max(1, time.Until(deadline))
+	if err := st.writeHello(hello{Protocol: protocolName, Version: ProtocolVersion}); err != nil {
+		return err
+	}
+	st.idleTimeout = max(1, time.Until(deadline))
+	h, err := st.readHello()
+	st.idleTimeout, st.frameTimeout = 0, c.cfg.FrameTimeout
+	if err != nil {
+		return err
+	}
+	if h.Error != nil {
+		err := &chord.RemoteError{Code: h.Error.Code, Message: h.Error.Message}
+		c.m.rejected.WithLabelValues(ReasonProtocol).Inc()
+		c.log.Warn("peer refused our protocol", "peer", st.conn.RemoteAddr().String(), "error", err)
+		return err
+	}
+	if err := checkHello(h); err != nil {
+		c.m.rejected.WithLabelValues(ReasonProtocol).Inc()
+		c.log.Warn("peer speaks another protocol", "peer", st.conn.RemoteAddr().String(), "error", err)
+		return err
+	}
+	return st.conn.SetDeadline(time.Time{})
+}
+
+// handshakeError classifies a failed TLS handshake or hello, counts refusals
+// and returns the error the caller sees.
+func (c *Client) handshakeError(key poolKey, err error) error {
+	var cve *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	var op *net.OpError
+	switch {
+	case errors.Is(err, chord.ErrIdentityMismatch):
+		c.m.rejected.WithLabelValues(ReasonIdentity).Inc()
+		c.log.Warn("peer identity mismatch", "peer", key.addr, "error", err)
+		return err
+	case errors.As(err, &cve) || errors.As(err, &uae):
+		c.m.rejected.WithLabelValues(ReasonTLS).Inc()
+		c.log.Warn("peer certificate refused", "peer", key.addr, "error", err)
+		return fmt.Errorf("%w: %v", chord.ErrIdentityMismatch, err)
+	case errors.As(err, &op) && op.Op == "remote error":
+		// The peer sent a TLS alert: it refused our certificate.
+		c.m.rejected.WithLabelValues(ReasonTLS).Inc()
+		c.log.Warn("peer refused our certificate", "peer", key.addr, "error", err)
+	}
+	return fmt.Errorf("%w: %v", chord.ErrUnreachable, err)
+}
+
+// Close closes every connection and ends dials in progress; calls then fail
+// with chord.ErrClosed. It waits for the client's goroutines and is
+// idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.wg.Wait()
+		return nil
+	}
+	c.closed = true
+	var open []*peerConn
+	for _, pc := range c.conns {
+		open = append(open, pc)
+	}
+	clear(c.conns)
+	c.mu.Unlock()
+	c.cancel()
+	for _, pc := range open {
+		<-pc.ready
+		c.mu.Lock()
+		if pc.idle != nil {
+			pc.idle.Stop()
+		}
+		c.mu.Unlock()
+		if pc.rpc != nil {
+			_ = pc.rpc.Close()
+		}
+	}
+	c.wg.Wait()
+	return nil
+}
+
+// refuseRequests answers requests a server sends on a client connection:
+// calls go one way only.
+type refuseRequests struct{}
+
+func (refuseRequests) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	if req.Notif {
+		return
+	}
+	_ = conn.ReplyWithError(ctx, req.ID, &jsonrpc2.Error{Code: chord.CodeUnknownMethod, Message: "calls go from client to server only"})
+}

@@ -1,0 +1,146 @@
+package rpc
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Frame size bounds accepted by Validate.
+const (
+	DefaultMaxFrameSize = 4 << 20
+	minMaxFrameSize     = 4 << 10
+	maxMaxFrameSize     = 1 << 30
+)
+
+// ClientConfig configures a Client. The zero value is not valid; start from
+// DefaultClientConfig.
+type ClientConfig struct {
+	// CallTimeout bounds a call whose ctx has no deadline. Default 5 s.
+	CallTimeout time.Duration
+	// DialTimeout bounds TCP connect, TLS handshake and hello exchange of a
+	// new connection. Default 5 s.
+	DialTimeout time.Duration
+	// IdleTimeout closes a pooled connection that carried no call for this
+	// long. Default 90 s (below the server's default IdleTimeout).
+	IdleTimeout time.Duration
+	// FrameTimeout bounds reading the rest of a started frame and writing a
+	// frame. Default 10 s.
+	FrameTimeout time.Duration
+	// MaxFrameSize is the largest frame (bytes after the length prefix)
+	// accepted or sent. It must hold the largest reply, e.g. a page of
+	// records. Default 4 MiB.
+	MaxFrameSize int
+	// Logger receives Warn for refused peers and Debug for broken
+	// connections. Default (nil): no logging.
+	Logger hclog.Logger
+	// Metrics registers the client's collectors. Default (nil): metrics are
+	// kept but not registered.
+	Metrics prometheus.Registerer
+}
+
+// DefaultClientConfig returns the defaults documented on ClientConfig.
+func DefaultClientConfig() ClientConfig {
+	return ClientConfig{
+		CallTimeout:  5 * time.Second,
+		DialTimeout:  5 * time.Second,
+		IdleTimeout:  90 * time.Second,
+		FrameTimeout: 10 * time.Second,
+		MaxFrameSize: DefaultMaxFrameSize,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c ClientConfig) Validate() error {
+	return errors.Join(
+		positive("CallTimeout", c.CallTimeout),
+		positive("DialTimeout", c.DialTimeout),
+		positive("IdleTimeout", c.IdleTimeout),
+		positive("FrameTimeout", c.FrameTimeout),
+		frameSize(c.MaxFrameSize),
+	)
+}
+
+// ServerConfig configures a Server. The zero value is not valid; start from
+// DefaultServerConfig.
+type ServerConfig struct {
+	// HandshakeTimeout bounds the TLS handshake and hello exchange of an
+	// accepted connection. Default 10 s.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a connection on which no frame arrived for this long.
+	// Default 5 min.
+	IdleTimeout time.Duration
+	// FrameTimeout bounds reading the rest of a started frame and writing a
+	// frame. Default 10 s.
+	FrameTimeout time.Duration
+	// HandlerTimeout bounds every handler call (the caller's remaining time,
+	// sent with the request, bounds it further). Default 30 s.
+	HandlerTimeout time.Duration
+	// MaxHandlers is the number of records handlers running at once, over
+	// all connections; a request beyond it waits for a slot within its
+	// deadline, behind at most 4*MaxHandlers others, and is answered with
+	// chord.ErrOverloaded when it cannot get one. Ring calls (chord.*) have
+	// 64 slots of their own. Default 256.
+	MaxHandlers int
+	// MaxConns is the number of connections open at once (including those in
+	// their handshake); more are closed at once. Default 1024.
+	MaxConns int
+	// MaxFrameSize is the largest frame (bytes after the length prefix)
+	// accepted or sent. Default 4 MiB.
+	MaxFrameSize int
+	// Logger receives Info for lifecycle, Warn for refused peers. Default
+	// (nil): no logging.
+	Logger hclog.Logger
+	// Metrics registers the server's collectors. Default (nil): metrics are
+	// kept but not registered.
+	Metrics prometheus.Registerer
+}
+
+// DefaultServerConfig returns the defaults documented on ServerConfig.
+func DefaultServerConfig() ServerConfig {
+	return ServerConfig{
+		HandshakeTimeout: 10 * time.Second,
+		IdleTimeout:      5 * time.Minute,
+		FrameTimeout:     10 * time.Second,
+		HandlerTimeout:   30 * time.Second,
+		MaxHandlers:      256,
+		MaxConns:         1024,
+		MaxFrameSize:     DefaultMaxFrameSize,
+	}
+}
+
+// Validate reports the invalid fields.
+func (c ServerConfig) Validate() error {
+	var errs []error
+	errs = append(errs,
+		positive("HandshakeTimeout", c.HandshakeTimeout),
+		positive("IdleTimeout", c.IdleTimeout),
+		positive("FrameTimeout", c.FrameTimeout),
+		positive("HandlerTimeout", c.HandlerTimeout),
+		frameSize(c.MaxFrameSize),
+	)
+	if c.MaxHandlers < 1 {
+		errs = append(errs, fmt.Errorf("rpc: MaxHandlers %d: must be at least 1", c.MaxHandlers))
+	}
+	if c.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("rpc: MaxConns %d: must be at least 1", c.MaxConns))
+	}
+	return errors.Join(errs...)
+}
+
+func positive(name string, d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("rpc: %s %v: must be positive", name, d)
+	}
+	return nil
+}
+
+func frameSize(n int) error {
+	if n < minMaxFrameSize || n > maxMaxFrameSize {
+		return fmt.Errorf("rpc: MaxFrameSize %d: must be in [%d, %d]", n, minMaxFrameSize, maxMaxFrameSize)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+// Package rpc carries chord calls between nodes: JSON-RPC 2.0 over TLS 1.3 with
+// mutual certificate authentication against the cluster CA, each message in
+// a length-prefixed frame that also carries an HMAC-SHA256 under the cluster
+// keyring. Client implements chord.Transport; Server serves a chord.Handler.
+//
+// # Frames
+//
+// Every message, in both directions, including the hello exchange, is one
+// frame:
+//
+//	offset  width  field
+//	0       4      length: u32 big-endian, the number of bytes that follow (32 + len(body))
+//	4       32     mac: HMAC-SHA256(key, body), key = the keyring's first key
+//	36      n      body: one JSON value (UTF-8)
+//
+// The reader checks 33 <= length <= MaxFrameSize (default 4 MiB) before it
+// reads or allocates anything more; a violation closes the connection. The
+// body is read in step with the bytes arriving, so a peer announcing a large
+// frame holds no more memory than it actually sends. A frame whose mac
+// verifies under no key of the keyring (compared with hmac.Equal) is dropped
+// and the connection is closed; the event is counted and logged. The mac
+// covers the body only: TLS already protects the order and integrity of the
+// stream, the mac proves the sender holds the cluster key.
+//
+// # Connection set-up
+//
+// The client dials TCP, completes a TLS 1.3 handshake (crypto.Identity's
+// ClientConfig and ServerConfig: both sides present certificates of the
+// cluster CA; the client checks that the server's certificate hashes to the
+// node ID it expects, unless it dials an address with an unknown ID), then
+// sends a hello frame and waits for the server's:
+//
+//	client: {"protocol":"durachord-rpc","version":1}
+//	server: {"protocol":"durachord-rpc","version":1}
+//	   or:  {"protocol":"durachord-rpc","version":1,"error":{"code":1006,"message":"..."}}
+//
+// The server accepts exactly its own ProtocolVersion; otherwise it replies
+// with the error form (code chord.CodeProtocol) and closes the connection,
+// and the client's call fails with an error wrapping chord.ErrProtocol. The
+// TLS handshake and the hello exchange together must finish within the
+// server's HandshakeTimeout and the client's DialTimeout.
+//
+// # Calls
+//
+// After the hello, frames carry JSON-RPC 2.0 requests (client to server) and
+// responses (server to client). A connection carries any number of concurrent
+// calls, matched by id. Requests may carry a non-standard member
+// "meta":{"timeout_ms":N}: the time the caller still waits, which bounds the
+// server's handler context (together with ServerConfig.HandlerTimeout).
+// Notifications are ignored. A handler that panics is answered with
+// chord.ErrInternal and logged; the node keeps running. Errors travel as JSON-RPC error objects whose
+// code is chord.ErrorCode of the handler's error; the client turns them back
+// into *chord.RemoteError, for which errors.Is finds the same sentinel.
+//
+// A pooled connection on which three calls in a row time out with nothing
+// at all coming back is dropped (its pending calls fail) and the next call
+// dials a new one: a peer that accepts connections but answers nothing does
+// not pile up waiting calls.
+//
+// # Refusals and the errors a caller sees
+//
+//   - The peer cannot be dialled, the connection breaks, or the peer refused
+//     our certificate or our HMAC: chord.ErrUnreachable.
+//   - The peer's certificate is not from the cluster CA, or does not hash to
+//     the expected node ID: chord.ErrIdentityMismatch (a certificate from
+//     another CA proves no identity at all, so it is a mismatch too).
+//   - Protocol version refused: chord.ErrProtocol.
+//   - The server runs MaxHandlers records handlers already: the call waits
+//     for a slot within its deadline, behind at most 4*MaxHandlers waiting
+//     calls; when the queue is full or the deadline passes it is answered
+//     with chord.ErrOverloaded (the caller may retry). Ring calls (chord.*)
+//     have slots of their own, so that stabilisation goes on under load.
+//
+// Refusals are logged at Warn with the remote address and counted in
+// durachord_rpc_rejected_total{reason} with reason "tls" (handshake failed:
+// no or foreign certificate), "hmac", "protocol", "identity" (expected node
+// ID not proved) or "frame" (oversized or malformed frame).
+//
+// # Metrics
+//
+// durachord_rpc_calls_total{method}, durachord_rpc_call_errors_total{method},
+// durachord_rpc_call_duration_seconds{method} (client);
+// durachord_rpc_handler_duration_seconds{method} (server; unknown methods
+// are labelled "unknown"), durachord_rpc_overloaded_total,
+// durachord_rpc_rejected_total{reason} (both sides),
+// durachord_rpc_client_connections, durachord_rpc_server_connections.
+// A Client and a Server given the same Registerer share these collectors.
+package rpc

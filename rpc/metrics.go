@@ -1,0 +1,105 @@
+package rpc
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Rejection reasons, the values of durachord_rpc_rejected_total's label.
+const (
+	ReasonTLS      = "tls"
+	ReasonHMAC     = "hmac"
+	ReasonProtocol = "protocol"
+	ReasonIdentity = "identity"
+	ReasonFrame    = "frame"
+)
+
+// metrics are the collectors of a Client or Server. A Client and a Server
+// registered with the same Registerer share them.
+type metrics struct {
+	calls           *prometheus.CounterVec
+	callErrors      *prometheus.CounterVec
+	callDuration    *prometheus.HistogramVec
+	handlerDuration *prometheus.HistogramVec
+	overloaded      prometheus.Counter
+	rejected        *prometheus.CounterVec
+	clientConns     prometheus.Gauge
+	serverConns     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+	m := &metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_rpc_calls_total", Help: "RPC calls made, by method.",
+		}, []string{"method"}),
+		callErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_rpc_call_errors_total", Help: "RPC calls that failed (remote error, unreachable, timeout), by method.",
+		}, []string{"method"}),
+		callDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "durachord_rpc_call_duration_seconds", Help: "Duration of RPC calls made, by method.", Buckets: buckets,
+		}, []string{"method"}),
+		handlerDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "durachord_rpc_handler_duration_seconds", Help: "Duration of RPC handlers served, by method.", Buckets: buckets,
+		}, []string{"method"}),
+		overloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_rpc_overloaded_total", Help: "RPC requests answered with overloaded because all handler slots were busy.",
+		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_rpc_rejected_total", Help: "Peer connections or frames refused, by reason (tls, hmac, protocol, identity, frame).",
+		}, []string{"reason"}),
+		clientConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "durachord_rpc_client_connections", Help: "Open outgoing RPC connections.",
+		}),
+		serverConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "durachord_rpc_server_connections", Help: "Open incoming RPC connections.",
+		}),
+	}
+	for _, r := range []string{ReasonTLS, ReasonHMAC, ReasonProtocol, ReasonIdentity, ReasonFrame} {
+		m.rejected.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	m.calls, err = register(reg, m.calls)
+	if err == nil {
+		m.callErrors, err = register(reg, m.callErrors)
+	}
+	if err == nil {
+		m.callDuration, err = register(reg, m.callDuration)
+	}
+	if err == nil {
+		m.handlerDuration, err = register(reg, m.handlerDuration)
+	}
+	if err == nil {
+		m.overloaded, err = register(reg, m.overloaded)
+	}
+	if err == nil {
+		m.rejected, err = register(reg, m.rejected)
+	}
+	if err == nil {
+		m.clientConns, err = register(reg, m.clientConns)
+	}
+	if err == nil {
+		m.serverConns, err = register(reg, m.serverConns)
+	}
+	return m, err
+}
+
+// register registers c, or returns the identical collector registered before
+// (by the Client or Server sharing the Registerer).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
+}

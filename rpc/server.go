@@ -1,0 +1,455 @@
+package rpc
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/sourcegraph/jsonrpc2"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/crypto"
+)
+
+// Server serves a chord.Handler to peers over mutual TLS. Its lifecycle
+// follows net/http: Serve(l) until Shutdown or Close.
+type Server struct {
+	cfg     ServerConfig
+	id      *crypto.Identity
+	keys    *crypto.Keyring
+	handler chord.Handler
+	log     hclog.Logger
+	m       *metrics
+	tlsCfg  *tls.Config
+	sem     chan struct{} // one token per running handler of records calls
+	ctrl    chan struct{} // one token per running handler of ring calls (chord.*)
+	// queued counts the requests waiting for a handler slot.
+	queued atomic.Int64
+
+	// baseCtx is the parent of every connection's context; cancel ends them.
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	mu           sync.Mutex // guards the fields below
+	listeners    map[net.Listener]struct{}
+	conns        map[*serverConn]struct{}
+	nconns       int // accepted connections, including those in their handshake
+	shuttingDown bool
+
+	connWG    sync.WaitGroup // connection goroutines
+	handlerWG sync.WaitGroup // handler goroutines
+	closeOnce sync.Once
+}
+
+type serverConn struct {
+	raw  net.Conn
+	peer chord.ID
+	rpc  *jsonrpc2.Conn // nil until the hello is done
+}
+
+// NewServer returns a server that answers calls with h. keys verifies and
+// signs frames; replacing its keys (Keyring.Replace) takes effect for the
+// next frame on every connection.
+func NewServer(cfg ServerConfig, id *crypto.Identity, keys *crypto.Keyring, h chord.Handler) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if id == nil || keys == nil || h == nil {
+		return nil, errors.New("rpc: NewServer needs an identity, a keyring and a handler")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: register metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg:       cfg,
+		id:        id,
+		keys:      keys,
+		handler:   h,
+		log:       log,
+		m:         m,
+		tlsCfg:    id.ServerConfig(),
+		sem:       make(chan struct{}, cfg.MaxHandlers),
+		ctrl:      make(chan struct{}, ctrlHandlers),
+		baseCtx:   ctx,
+		cancel:    cancel,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*serverConn]struct{}),
+	}, nil
+}
+
+// Serve accepts connections on l (a plain TCP listener: the server does TLS)
+// until Shutdown or Close, then returns ErrServerClosed. Any other accept
+// error is returned as is. Serve closes l before it returns.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.shuttingDown {
+		s.mu.Unlock()
+		_ = l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		_ = l.Close()
+	}()
+	s.log.Info("serving rpc", "address", l.Addr().String(), "id", s.id.ID.String())
+	var backoff time.Duration
+	for {
+		raw, err := l.Accept()
+		if err != nil {
+			if s.closing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "error", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.baseCtx.Done():
+				}
+				continue
+			}
+			return fmt.Errorf("rpc: accept: %w", err)
+		}
+		backoff = 0
+		s.mu.Lock()
+		if s.shuttingDown || s.nconns >= s.cfg.MaxConns {
+			full := !s.shuttingDown
+			s.mu.Unlock()
+			if full {
+				s.log.Warn("too many connections; closing new one", "peer", raw.RemoteAddr().String(), "max-conns", s.cfg.MaxConns)
+			}
+			_ = raw.Close()
+			continue
+		}
+		s.nconns++
+		s.mu.Unlock()
+		s.connWG.Go(func() { s.serveConn(raw) })
+	}
+}
+
+func (s *Server) closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.shuttingDown
+}
+
+func (s *Server) reject(reason string, peer net.Addr, err error) {
+	s.m.rejected.WithLabelValues(reason).Inc()
+	s.log.Warn("peer refused", "reason", reason, "peer", peer.String(), "error", err)
+}
+
+// serveConn runs one connection: handshake, hello, then calls until it ends.
+func (s *Server) serveConn(raw net.Conn) {
+	defer func() {
+		s.mu.Lock()
+		s.nconns--
+		s.mu.Unlock()
+	}()
+	peerAddr := raw.RemoteAddr()
+	sc := &serverConn{raw: raw}
+	// Registered before the handshake so that Close interrupts it.
+	if !s.track(sc) {
+		_ = raw.Close()
+		return
+	}
+	defer s.untrack(sc)
+
+	tc := tls.Server(raw, s.tlsCfg)
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = raw.Close()
+		switch {
+		case s.baseCtx.Err() != nil:
+		case errors.Is(err, io.EOF):
+			// Closed before saying anything: a port probe, not a peer.
+			s.log.Debug("connection closed before tls handshake", "peer", peerAddr.String())
+		default:
+			s.reject(ReasonTLS, peerAddr, err)
+		}
+		return
+	}
+	peer, err := crypto.PeerID(tc.ConnectionState())
+	if err != nil {
+		_ = raw.Close()
+		s.reject(ReasonTLS, peerAddr, err)
+		return
+	}
+	sc.peer = peer
+	st := newStream(tc, s.keys, s.cfg.MaxFrameSize, s.cfg.FrameTimeout, func(reason string, err error) {
+		s.reject(reason, peerAddr, err)
+	})
+	if err := s.hello(ctx, st); err != nil {
+		_ = tc.Close()
+		return
+	}
+	st.idleTimeout = s.cfg.IdleTimeout
+	s.m.serverConns.Inc()
+	defer s.m.serverConns.Dec()
+
+	h := &connHandler{s: s, peer: peer}
+	conn := jsonrpc2.NewConn(s.baseCtx, st, h, jsonrpc2.SetLogger(jsonLogger{s.log.With("peer", peerAddr.String())}))
+	s.mu.Lock()
+	sc.rpc = conn
+	_, open := s.conns[sc]
+	s.mu.Unlock()
+	if !open { // Close ran while we set up
+		_ = conn.Close()
+	}
+	s.log.Debug("peer connected", "peer", peerAddr.String(), "peer-id", peer.Short())
+	<-conn.DisconnectNotify()
+	s.log.Debug("peer disconnected", "peer", peerAddr.String(), "peer-id", peer.Short())
+}
+
+// hello reads the client's hello and answers it, within the handshake
+// deadline.
+func (s *Server) hello(ctx context.Context, st *stream) error {
+	deadline, _ := ctx.Deadline()
+	if err := st.conn.SetDeadline(deadline); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = st.conn.SetDeadline(time.Now()) })
+	defer stop()
+	// readBody sets its own read deadline; keep the handshake's.
+	st.idleTimeout = time.Until(deadline)
+	st.frameTimeout = max(0, time.Until(deadline))
+	h, err := st.readHello()
+	st.frameTimeout = s.cfg.FrameTimeout
+	if err != nil {
+		return err // a refused frame is counted by the stream
+	}
+	reply := hello{Protocol: protocolName, Version: ProtocolVersion}
+	verr := checkHello(h)
+	if verr != nil {
+		reply.Error = &helloError{Code: chord.CodeProtocol, Message: verr.Error()}
+		s.reject(ReasonProtocol, st.conn.RemoteAddr(), verr)
+	}
+	if err := st.writeHello(reply); err != nil {
+		return err
+	}
+	if verr != nil {
+		return verr
+	}
+	return st.conn.SetDeadline(time.Time{})
+}
+
+func (s *Server) track(sc *serverConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shuttingDown && s.baseCtx.Err() != nil {
+		return false
+	}
+	s.conns[sc] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(sc *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, sc)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, answers new requests on open connections with
+// chord.ErrShuttingDown, waits for running handlers until ctx ends, then
+// closes every connection (cancelling any handler still running) and waits
+// for them. It returns ctx.Err() if ctx ended first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.shuttingDown = true
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.handlerWG.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.closeAll()
+	return err
+}
+
+// Close closes listeners and connections at once, cancels running handlers
+// and waits for the server's goroutines (handlers included) to return. It is
+// idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.shuttingDown = true
+	for l := range s.listeners {
+		_ = l.Close()
+	}
+	s.mu.Unlock()
+	s.closeAll()
+	return nil
+}
+
+func (s *Server) closeAll() {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.mu.Lock()
+		for sc := range s.conns {
+			if sc.rpc != nil {
+				_ = sc.rpc.Close()
+			}
+			_ = sc.raw.Close()
+			delete(s.conns, sc)
+		}
+		s.mu.Unlock()
+		s.log.Info("rpc server closed")
+	})
+	s.connWG.Wait()
+	s.handlerWG.Wait()
+}
+
+// ctrlHandlers is the number of ring calls (chord.*) served at once; they
+// only read or update the node's tables in memory.
+const ctrlHandlers = 64
+
+// queueFactor bounds the requests waiting for a handler slot: this many
+// times the slots.
+const queueFactor = 4
+
+// connHandler dispatches one connection's requests to the chord.Handler.
+type connHandler struct {
+	s    *Server
+	peer chord.ID
+}
+
+// Handle runs in the connection's read loop: it must not block.
+func (h *connHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
+	s := h.s
+	if req.Notif {
+		return
+	}
+	if s.closing() {
+		h.replyError(conn, req.ID, fmt.Errorf("%w", chord.ErrShuttingDown))
+		return
+	}
+	timeout := s.cfg.HandlerTimeout
+	if req.Meta != nil {
+		var meta callMeta
+		if json.Unmarshal(*req.Meta, &meta) == nil && meta.TimeoutMS > 0 {
+			timeout = min(timeout, time.Duration(meta.TimeoutMS)*time.Millisecond)
+		}
+	}
+	// Ring maintenance has slots of its own, so that a storm of records
+	// calls cannot starve stabilisation into evicting live peers.
+	sem := s.sem
+	if strings.HasPrefix(req.Method, "chord.") {
+		sem = s.ctrl
+	}
+	acquired := false
+	select {
+	case sem <- struct{}{}:
+		acquired = true
+	default:
+		// Every slot is busy: wait for one within the call's deadline,
+		// behind a bounded queue.
+		if s.queued.Load() >= int64(queueFactor*cap(sem)) {
+			s.m.overloaded.Inc()
+			h.replyError(conn, req.ID, fmt.Errorf("%w: %d handlers running, %d waiting", chord.ErrOverloaded, cap(sem), s.queued.Load()))
+			return
+		}
+	}
+	var params json.RawMessage
+	if req.Params != nil {
+		params = *req.Params
+	}
+	s.handlerWG.Go(func() {
+		hctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if !acquired {
+			s.queued.Add(1)
+			select {
+			case sem <- struct{}{}:
+				s.queued.Add(-1)
+			case <-hctx.Done():
+				s.queued.Add(-1)
+				s.m.overloaded.Inc()
+				h.replyError(conn, req.ID, fmt.Errorf("%w: no handler free within the call's deadline", chord.ErrOverloaded))
+				return
+			}
+		}
+		start := time.Now()
+		result, err := h.serve(hctx, req.Method, params)
+		// The slot is free once the handler returns, before the reply is
+		// written: a caller that has its answer finds the slot free.
+		<-sem
+		method := req.Method
+		if err != nil && chord.ErrorCode(err) == chord.CodeUnknownMethod {
+			method = "unknown"
+		}
+		s.m.handlerDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		if err != nil {
+			h.replyError(conn, req.ID, err)
+			return
+		}
+		if err := conn.Reply(hctx, req.ID, result); err != nil {
+			if errors.Is(err, jsonrpc2.ErrClosed) {
+				return
+			}
+			var me *json.MarshalerError
+			var ue *json.UnsupportedTypeError
+			var uv *json.UnsupportedValueError
+			if errors.As(err, &me) || errors.As(err, &ue) || errors.As(err, &uv) {
+				h.replyError(conn, req.ID, fmt.Errorf("%w: encode result of %s: %v", chord.ErrInternal, req.Method, err))
+				return
+			}
+			s.log.Debug("reply failed", "method", req.Method, "peer-id", h.peer.Short(), "error", err)
+		}
+	})
+}
+
+// serve calls the handler, turning a panic into chord.ErrInternal (logged)
+// so that one bad request cannot bring the node down.
+func (h *connHandler) serve(ctx context.Context, method string, params json.RawMessage) (result any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			h.s.log.Error("handler panicked", "method", method, "peer-id", h.peer.Short(), "panic", p, "stack", string(debug.Stack()))
+			result, err = nil, fmt.Errorf("%w: handler panicked", chord.ErrInternal)
+		}
+	}()
+	return h.s.handler.ServeRPC(ctx, h.peer, method, params)
+}
+
+func (h *connHandler) replyError(conn *jsonrpc2.Conn, id jsonrpc2.ID, err error) {
+	rerr := &jsonrpc2.Error{Code: int64(chord.ErrorCode(err)), Message: err.Error()}
+	if err := conn.ReplyWithError(context.Background(), id, rerr); err != nil && !errors.Is(err, jsonrpc2.ErrClosed) {
+		h.s.log.Debug("error reply failed", "peer-id", h.peer.Short(), "error", err)
+	}
+}
+
+// jsonLogger sends jsonrpc2's own messages (protocol errors of a dying
+// connection) to hclog at debug level.
+type jsonLogger struct{ log hclog.Logger }
+
+func (l jsonLogger) Printf(format string, v ...any) {
+	l.log.Debug("jsonrpc2", "message", fmt.Sprintf(format, v...))
+}

@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// opKind says what a queued write does.
+type opKind uint8
+
+const (
+	opPut opKind = iota
+	opDelete
+	opSetPrimary
+)
+
+// Queue states of an op: the caller and the commit loop race to move it out
+// of opQueued, so exactly one of "cancelled while waiting" and "committed"
+// happens.
+const (
+	opQueued int32 = iota
+	opTaken
+	opCancelled
+)
+
+// op is one write waiting for a group commit.
+type op struct {
+	kind    opKind
+	pos     Position
+	enc     []byte // opPut: the encoded record
+	version Version
+	primary bool // opSetPrimary
+	state   atomic.Int32
+	done    chan opResult // buffered, receives exactly one result
+}
+
+type opResult struct {
+	stored bool
+	err    error
+}
+
+// Put stores r unless the store already holds a version of the same key
+// that is at least as new (then it returns false, nil). It returns after the
+// write is durable (fsynced). Puts from many goroutines share commits. A
+// record that is already expired is dropped (false, nil). Cancelling ctx
+// abandons a put still waiting in the queue, not one being committed.
+func (s *Store) Put(ctx context.Context, r Record) (bool, error) {
+	if err := r.validate(); err != nil {
+		return false, err
+	}
+	if r.Expired(s.now()) {
+		s.metrics.puts.WithLabelValues("expired").Inc()
+		return false, nil
+	}
+	res, err := s.enqueue(ctx, &op{
+		kind:    opPut,
+		pos:     r.Position(),
+		enc:     encodeRecord(s.secret, r),
+		version: r.Version,
+	})
+	if err != nil {
+		return false, fmt.Errorf("put %x: %w", r.Key, err)
+	}
+	if res.stored {
+		s.metrics.puts.WithLabelValues("stored").Inc()
+	} else {
+		s.metrics.puts.WithLabelValues("stale").Inc()
+	}
+	return res.stored, nil
+}
+
+// Delete durably removes the record of key, if any.
+func (s *Store) Delete(ctx context.Context, key [32]byte) error {
+	if _, err := s.enqueue(ctx, &op{kind: opDelete, pos: PositionOf(key)}); err != nil {
+		return fmt.Errorf("delete %x: %w", key, err)
+	}
+	return nil
+}
+
+// SetPrimary durably marks the record of key as the primary copy (true) or
+// a replica (false), keeping its version. It fails with ErrNotFound when
+// the record is absent or fails its HMAC.
+func (s *Store) SetPrimary(ctx context.Context, key [32]byte, primary bool) error {
+	if _, err := s.enqueue(ctx, &op{kind: opSetPrimary, pos: PositionOf(key), primary: primary}); err != nil {
+		return fmt.Errorf("set primary of %x: %w", key, err)
+	}
+	return nil
+}
+
+// enqueue hands o to the commit loop and waits for its result.
+func (s *Store) enqueue(ctx context.Context, o *op) (opResult, error) {
+	if s.cfg.ReadOnly {
+		return opResult{}, ErrReadOnly
+	}
+	if err := ctx.Err(); err != nil {
+		return opResult{}, err
+	}
+	o.done = make(chan opResult, 1)
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return opResult{}, ErrClosed
+	}
+	select {
+	case s.ops <- o:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return opResult{}, ctx.Err()
+	}
+	select {
+	case res := <-o.done:
+		return res, res.err
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opQueued, opCancelled) {
+			return opResult{}, ctx.Err()
+		}
+		res := <-o.done // being committed: wait for the outcome
+		return res, res.err
+	}
+}
+
+// commitLoop commits queued writes: whenever one is waiting and no commit
+// runs, it takes everything queued (up to MaxBatch) into one transaction.
+// It returns once Close has closed the queue and every write is answered.
+func (s *Store) commitLoop() {
+	defer close(s.done)
+	batch := make([]*op, 0, s.cfg.MaxBatch)
+	for first := range s.ops {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case o, ok := <-s.ops:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		s.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit applies batch in one transaction and answers each op. If the
+// transaction fails, each op is retried alone so that one bad write does not
+// fail the others.
+func (s *Store) commit(batch []*op) {
+	live := batch[:0:0]
+	for _, o := range batch {
+		if o.state.CompareAndSwap(opQueued, opTaken) {
+			live = append(live, o)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	results := make([]opResult, len(live))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for i, o := range live {
+			var err error
+			if results[i], err = s.apply(tx, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	s.metrics.commits.Inc()
+	if err == nil {
+		s.metrics.committedOps.Add(float64(len(live)))
+		for i, o := range live {
+			o.done <- results[i]
+		}
+		return
+	}
+	s.metrics.commitErrors.Inc()
+	s.log.Error("group commit failed", "writes", len(live), "error", err)
+	if len(live) == 1 {
+		live[0].done <- opResult{err: fmt.Errorf("commit: %w", err)}
+		return
+	}
+	for _, o := range live {
+		var res opResult
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			var err error
+			res, err = s.apply(tx, o)
+			return err
+		})
+		if err != nil {
+			res = opResult{err: fmt.Errorf("commit: %w", err)}
+		}
+		o.done <- res
+	}
+}
+
+// apply performs one write inside tx. Outcomes of the write itself (not
+// newer, not found) are results; an error is a storage failure that must
+// roll the transaction back.
+func (s *Store) apply(tx *bolt.Tx, o *op) (opResult, error) {
+	records, index := tx.Bucket(bucketRecords), tx.Bucket(bucketExpiry)
+	old := records.Get(o.pos[:])
+	var oldRec Record
+	var oldOK bool
+	if old != nil {
+		var err error
+		oldRec, err = openRecord(s.secret, o.pos, old)
+		if err != nil {
+			s.countTampered(o.pos, err)
+		} else {
+			oldOK = true
+		}
+	}
+	// removeOld deletes the old record's index entry (tampered or not).
+	removeOld := func() error {
+		if exp, ok := rawExpiry(old); ok {
+			return index.Delete(indexKey(exp, o.pos))
+		}
+		return nil
+	}
+	switch o.kind {
+	case opPut:
+		if oldOK && o.version.Compare(oldRec.Version) <= 0 {
+			return opResult{}, nil
+		}
+		if err := removeOld(); err != nil {
+			return opResult{}, err
+		}
+		exp, _ := rawExpiry(o.enc)
+		if err := records.Put(o.pos[:], o.enc); err != nil {
+			return opResult{}, err
+		}
+		return opResult{stored: true}, index.Put(indexKey(exp, o.pos), []byte{})
+	case opDelete:
+		if old == nil {
+			return opResult{}, nil
+		}
+		if err := removeOld(); err != nil {
+			return opResult{}, err
+		}
+		return opResult{stored: true}, records.Delete(o.pos[:])
+	case opSetPrimary:
+		if !oldOK {
+			return opResult{err: ErrNotFound}, nil
+		}
+		if oldRec.Primary == o.primary {
+			return opResult{}, nil
+		}
+		oldRec.Primary = o.primary
+		// Same expiry: the index entry stays.
+		return opResult{stored: true}, records.Put(o.pos[:], encodeRecord(s.secret, oldRec))
+	}
+	return opResult{err: fmt.Errorf("%w: unknown write kind %d", ErrInvalidArgument, o.kind)}, nil
+}
