@@ -245,18 +245,18 @@ func (s *Service) fetch(ctx context.Context, peer chord.NodeInfo, keys []chord.I
 		if err != nil {
 			return got, fmt.Errorf("fetch %d records from %v: %w", n, peer, err)
 		}
+		recs := make([]store.Record, 0, len(reply.Records))
 		for _, w := range reply.Records {
 			rec, err := w.record(s.node.Owns(chord.KeyPosition([32]byte(w.Key))))
 			if err != nil || !rec.Expiry.After(s.now()) {
 				continue
 			}
-			ok, err := s.db.Put(ctx, rec)
-			if err != nil {
-				return got, err
-			}
-			if ok {
-				got++
-			}
+			recs = append(recs, rec)
+		}
+		stored, err := s.db.PutAll(ctx, recs)
+		got += stored
+		if err != nil {
+			return got, err
 		}
 		if len(reply.Rest) >= n {
 			return got, fmt.Errorf("fetch from %v: no progress", peer)

@@ -30,6 +30,7 @@ type Overlay interface {
 // Records is what the records layer needs from storage (store.Store).
 type Records interface {
 	Put(ctx context.Context, r store.Record) (bool, error)
+	PutAll(ctx context.Context, recs []store.Record) (int, error)
 	Get(key [32]byte) (store.Record, error)
 	Delete(ctx context.Context, key [32]byte) error
 	Range(from, to store.Position, after *store.Position, limit int, fn func(store.Record) error) (*store.Position, error)

@@ -72,6 +72,42 @@ func (s *Store) Put(ctx context.Context, r Record) (bool, error) {
 	return res.stored, nil
 }
 
+// PutAll stores every record of recs as Put would, but queues them together
+// so that they share as few commits (fsyncs) as the batch limit allows. It
+// returns how many were stored (newer than what the store held) once all of
+// them are durable. Expired records are dropped. On an error, records
+// before the failing one may be stored; none after an invalid one are.
+func (s *Store) PutAll(ctx context.Context, recs []Record) (int, error) {
+	now := s.now()
+	ops := make([]*op, 0, len(recs))
+	for _, r := range recs {
+		if err := r.validate(); err != nil {
+			return 0, err
+		}
+		if r.Expired(now) {
+			s.metrics.puts.WithLabelValues("expired").Inc()
+			continue
+		}
+		ops = append(ops, &op{kind: opPut, pos: r.Position(), enc: encodeRecord(s.secret, r), version: r.Version})
+	}
+	results, err := s.enqueueAll(ctx, ops)
+	stored := 0
+	for _, res := range results {
+		switch {
+		case res.err != nil:
+		case res.stored:
+			stored++
+			s.metrics.puts.WithLabelValues("stored").Inc()
+		default:
+			s.metrics.puts.WithLabelValues("stale").Inc()
+		}
+	}
+	if err != nil {
+		return stored, fmt.Errorf("put %d records: %w", len(ops), err)
+	}
+	return stored, nil
+}
+
 // Delete durably removes the record of key, if any.
 func (s *Store) Delete(ctx context.Context, key [32]byte) error {
 	if _, err := s.enqueue(ctx, &op{kind: opDelete, pos: PositionOf(key)}); err != nil {
@@ -121,6 +157,54 @@ func (s *Store) enqueue(ctx context.Context, o *op) (opResult, error) {
 		res := <-o.done // being committed: wait for the outcome
 		return res, res.err
 	}
+}
+
+// enqueueAll hands every op to the commit loop before waiting for any, so
+// that they are committed together, and returns their results. On a
+// cancelled ctx, ops still queued are abandoned and ops being committed are
+// waited for; the first error is returned.
+func (s *Store) enqueueAll(ctx context.Context, ops []*op) ([]opResult, error) {
+	if s.cfg.ReadOnly {
+		return nil, ErrReadOnly
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	sent := 0
+	var first error
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, ErrClosed
+	}
+send:
+	for _, o := range ops {
+		o.done = make(chan opResult, 1)
+		select {
+		case s.ops <- o:
+			sent++
+		case <-ctx.Done():
+			first = ctx.Err()
+			break send
+		}
+	}
+	s.mu.RUnlock()
+	results := make([]opResult, sent)
+	for i, o := range ops[:sent] {
+		select {
+		case results[i] = <-o.done:
+		case <-ctx.Done():
+			if o.state.CompareAndSwap(opQueued, opCancelled) {
+				results[i] = opResult{err: ctx.Err()}
+			} else {
+				results[i] = <-o.done
+			}
+		}
+		if first == nil && results[i].err != nil {
+			first = results[i].err
+		}
+	}
+	return results, first
 }
 
 // commitLoop commits queued writes: whenever one is waiting and no commit

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestPutCancelled(t *testing.T) {
@@ -76,5 +78,73 @@ func TestCloseDuringPuts(t *testing.T) {
 		if _, err := s.Get(testKey(name)); err != nil {
 			t.Fatalf("acknowledged %s: Get = %v", name, err)
 		}
+	}
+}
+
+// PutAll stores a batch with newer-wins per record, drops expired ones,
+// and shares commits among the batch.
+func TestPutAll(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := openTest(t, "", func(c *Config) { c.Metrics = reg; c.Now = newClock().Now })
+	ctx := context.Background()
+	mustPut(t, s, rec("r5", 9)) // newer than the batch's r5
+	var batch []Record
+	for i := range 1000 {
+		batch = append(batch, rec(fmt.Sprint("r", i), 2))
+	}
+	expired := rec("gone", 5)
+	expired.Expiry = testEpoch.Add(-time.Second)
+	batch = append(batch, expired)
+	before, _ := counterValue(t, reg, "durachord_store_commits_total", "")
+	stored, err := s.PutAll(ctx, batch)
+	if err != nil {
+		t.Fatalf("PutAll: %v", err)
+	}
+	if stored != 999 {
+		t.Errorf("PutAll stored %d; want 999 (r5 is older than the stored one, gone is expired)", stored)
+	}
+	// One writer queueing 1000 records may not pay for 1000 fsyncs: at
+	// least four records share each commit on average.
+	after, _ := counterValue(t, reg, "durachord_store_commits_total", "")
+	if commits := after - before; commits > 250 {
+		t.Errorf("PutAll of 1000 records took %v commits; want them shared", commits)
+	}
+	for i := range 1000 {
+		name := fmt.Sprint("r", i)
+		got, err := s.Get(testKey(name))
+		want := rec(name, 2)
+		if i == 5 {
+			want = rec(name, 9)
+		}
+		if err != nil || !sameRecord(got, want) {
+			t.Fatalf("Get(%s) = %+v, %v; want %+v", name, got, err, want)
+		}
+	}
+	if _, err := s.Get(expired.Key); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(expired) = %v; want ErrNotFound", err)
+	}
+	// A second delivery of the same batch stores nothing.
+	if stored, err := s.PutAll(ctx, batch); err != nil || stored != 0 {
+		t.Errorf("PutAll again = %d, %v; want 0, nil", stored, err)
+	}
+}
+
+func TestPutAllInvalidAndCancelled(t *testing.T) {
+	s := openTest(t, "", withClock(newClock()))
+	bad := rec("bad", 1)
+	bad.Value = nil
+	if n, err := s.PutAll(context.Background(), []Record{rec("a", 1), bad}); err == nil || n != 0 {
+		t.Errorf("PutAll with an empty value = %d, %v; want 0 and an error", n, err)
+	}
+	if _, err := s.Get(testKey("a")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a batch with an invalid record stored part of it: Get = %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if n, err := s.PutAll(ctx, []Record{rec("c", 1)}); n != 0 || !errors.Is(err, context.Canceled) {
+		t.Errorf("PutAll(cancelled) = %d, %v; want 0, context.Canceled", n, err)
+	}
+	if n, err := s.PutAll(context.Background(), nil); n != 0 || err != nil {
+		t.Errorf("PutAll(nil) = %d, %v; want 0, nil", n, err)
 	}
 }
