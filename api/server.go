@@ -524,12 +524,8 @@ func (c *conn) startPut(p Put, start time.Time) {
 		err := s.svc.Put(ctx, p)
 		timedOut := ctx.Err() != nil
 		cancel()
-		close(e.done)
-		c.mu.Lock()
-		if c.puts[p.Key] == e {
-			delete(c.puts, p.Key)
-		}
-		c.mu.Unlock()
+		// Counted before a GET waiting on this PUT may answer: a client that
+		// saw the GET's reply also sees the PUT in the metrics.
 		outcome := outcomeSuccess
 		if err != nil {
 			outcome = s.outcome(timedOut, s.ctx, err)
@@ -537,6 +533,12 @@ func (c *conn) startPut(p Put, start time.Time) {
 		}
 		s.m.requests.WithLabelValues("put", outcome).Inc()
 		s.m.latency.WithLabelValues("put").Observe(time.Since(start).Seconds())
+		close(e.done)
+		c.mu.Lock()
+		if c.puts[p.Key] == e {
+			delete(c.puts, p.Key)
+		}
+		c.mu.Unlock()
 	})
 }
 
