@@ -53,7 +53,8 @@
 // # Reload
 //
 // On SIGHUP dhtd loads the file again, validates it (with its flags applied
-// again) and calls Reload: the keys in ReloadableKeys (log_level, hmac_keys
-// and the [api] limits) take effect; any other key that changed is reported
+// again) and calls Reload: the keys in ReloadableKeys (log_level, tls_dir,
+// hmac_keys and the [api] limits) take effect, and dhtd reads the files they
+// name again; any other key that changed is reported
 // and keeps its running value until a restart.
 package config

@@ -50,6 +50,7 @@ func (c *Config) fields() map[string]reflect.Value {
 // rotate without a restart). Every other key needs a restart.
 func ReloadableKeys() []string {
 	return []string{
+		"tls_dir",
 		"hmac_keys",
 		"log_level",
 		"api.max_conns",

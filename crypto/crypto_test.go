@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -550,5 +551,98 @@ func TestRenewKeepsID(t *testing.T) {
 	}
 	if _, err := ca.Renew(dir, "no-port"); !errors.Is(err, crypto.ErrInvalidAddress) {
 		t.Errorf("Renew with a bad address = %v; want %v", err, crypto.ErrInvalidAddress)
+	}
+}
+
+// Reload: a renewed certificate (same key) is what the next handshakes
+// present, on both sides; a CA bundle loaded into a running node admits
+// peers of the new CA; a certificate of another key is refused and changes
+// nothing.
+func TestIdentityReload(t *testing.T) {
+	ca := cryptotest.NewCA(t)
+	dir, first := cryptotest.WriteTLSDir(t, ca, "127.0.0.1:7401")
+	srv, err := crypto.LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := cryptotest.NewIdentity(t, ca, "127.0.0.1:7402")
+	serverCfg := srv.ServerConfig() // built once, as the RPC server does
+
+	serial := func(cs tls.ConnectionState) string { return cs.PeerCertificates[0].SerialNumber.String() }
+	// The client's view of the server's certificate.
+	var seen tls.ConnectionState
+	clientCfg := func() *tls.Config {
+		cfg := cli.ClientConfig("127.0.0.1", srv.ID)
+		verify := cfg.VerifyConnection
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error { seen = cs; return verify(cs) }
+		return cfg
+	}
+	if _, serr, cerr := handshake(t, serverCfg, clientCfg()); serr != nil || cerr != nil {
+		t.Fatalf("handshake before reload = %v, %v", serr, cerr)
+	}
+	if got, want := serial(seen), first.Cert.SerialNumber.String(); got != want {
+		t.Fatalf("server presented serial %s; want %s", got, want)
+	}
+
+	renewed, err := ca.Renew(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := renewed.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Reload(next); err != nil {
+		t.Fatalf("Reload(renewed) = %v", err)
+	}
+	if srv.Current() != next || srv.ID != first.ID {
+		t.Errorf("after Reload: Current() is not the renewed identity or the ID changed")
+	}
+	// Server side: the listener's config, built before, presents the new one.
+	if _, serr, cerr := handshake(t, serverCfg, clientCfg()); serr != nil || cerr != nil {
+		t.Fatalf("handshake after reload = %v, %v", serr, cerr)
+	}
+	if got, want := serial(seen), renewed.Cert.SerialNumber.String(); got != want {
+		t.Errorf("server presented serial %s after reload; want the renewed %s", got, want)
+	}
+	// Client side: a dial after the reload presents the new one.
+	cs, serr, cerr := handshake(t, cli.ServerConfig(), srv.ClientConfig("127.0.0.1", cli.ID))
+	if serr != nil || cerr != nil {
+		t.Fatalf("dial after reload = %v, %v", serr, cerr)
+	}
+	if got, want := serial(cs), renewed.Cert.SerialNumber.String(); got != want {
+		t.Errorf("client presented serial %s after reload; want the renewed %s", got, want)
+	}
+
+	// Another key: refused, the renewed identity stays.
+	other := cryptotest.NewIdentity(t, ca, "127.0.0.1:7401")
+	if err := srv.Reload(other); !errors.Is(err, crypto.ErrKeyMismatch) {
+		t.Errorf("Reload(another key) = %v; want %v", err, crypto.ErrKeyMismatch)
+	}
+	if srv.Current() != next {
+		t.Errorf("a refused Reload changed the identity in use")
+	}
+
+	// CA rotation: a peer of a new CA is refused until the node loads a
+	// bundle of both CAs (same node certificate).
+	newCA := cryptotest.NewCA(t)
+	both := append(slices.Clone(ca.CertPEM), newCA.CertPEM...)
+	nc := cryptotest.NewNodeCert(t, newCA, "127.0.0.1:7403")
+	newcomer, err := crypto.NewIdentity(both, nc.CertPEM, nc.KeyPEM) // trusts both, as during a rotation
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, serr, _ := handshake(t, serverCfg, newcomer.ClientConfig("127.0.0.1", chord.ID{})); serr == nil {
+		t.Fatal("a peer of a CA the node does not trust was admitted")
+	}
+	bundle, err := crypto.NewIdentity(both, renewed.CertPEM, renewed.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Reload(bundle); err != nil {
+		t.Fatalf("Reload(bundle) = %v", err)
+	}
+	if _, serr, _ := handshake(t, serverCfg, newcomer.ClientConfig("127.0.0.1", chord.ID{})); serr != nil {
+		t.Errorf("a peer of the new CA after loading the bundle: server handshake = %v", serr)
 	}
 }

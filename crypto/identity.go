@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/durachord/durachord/chord"
 )
@@ -18,6 +19,12 @@ func NodeID(cert *x509.Certificate) chord.ID {
 
 // Identity is a node's TLS identity: its certificate and key, the cluster CA
 // it trusts and the ID its certificate proves.
+//
+// Reload replaces the certificate and the CA of a running node (a renewed
+// certificate of the same key, a CA bundle during rotation) without changing
+// its ID: handshakes started afterwards use the new files, connections
+// already open keep theirs. The exported fields describe the files as first
+// loaded; Current returns the ones in use.
 type Identity struct {
 	// ID is NodeID(Leaf).
 	ID chord.ID
@@ -27,6 +34,50 @@ type Identity struct {
 	Roots *x509.CertPool
 	// Leaf is the parsed node certificate.
 	Leaf *x509.Certificate
+
+	// cur is the identity handshakes use: this one, or the last one given
+	// to Reload. Its server config is built once, so that session tickets
+	// stay valid until the next reload.
+	cur atomic.Pointer[material]
+}
+
+// material is what one handshake needs.
+type material struct {
+	id     *Identity
+	server *tls.Config
+}
+
+func (id *Identity) material() *material {
+	if m := id.cur.Load(); m != nil {
+		return m
+	}
+	m := &material{id: id, server: &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{id.Certificate},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    id.Roots,
+	}}
+	if id.cur.CompareAndSwap(nil, m) {
+		return m
+	}
+	return id.cur.Load()
+}
+
+// Current returns the identity new handshakes use (id itself until a
+// Reload).
+func (id *Identity) Current() *Identity { return id.material().id }
+
+// Reload makes next the identity of new handshakes. It refuses, with an
+// error wrapping ErrKeyMismatch, a certificate that proves another node ID:
+// the ID is the node's place on the ring and comes with its data, so a new
+// key needs a new node.
+func (id *Identity) Reload(next *Identity) error {
+	if next.ID != id.ID {
+		return fmt.Errorf("%w: the new certificate proves node ID %s, this node is %s (renew with the same key: dhtctl cert renew)", ErrKeyMismatch, next.ID, id.ID)
+	}
+	m := next.Current().material()
+	id.cur.Store(m)
+	return nil
 }
 
 // LoadIdentity reads ca.crt, node.crt and node.key from tlsDir (as
@@ -107,12 +158,14 @@ func newIdentity(caPEM, certPEM, keyPEM []byte, caName, certName, keyName string
 // ServerConfig returns the TLS configuration of a node's RPC listener: TLS 1.3
 // only, the node certificate, and a client certificate required and verified
 // against the cluster CA. The caller's ID is then PeerID(conn.ConnectionState()).
+// The certificate and CA are those current at each handshake (see Reload).
 func (id *Identity) ServerConfig() *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{id.Certificate},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    id.Roots,
+		MinVersion: tls.VersionTLS13,
+		ClientAuth: tls.RequireAndVerifyClientCert,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return id.material().server, nil
+		},
 	}
 }
 
@@ -122,11 +175,13 @@ func (id *Identity) ServerConfig() *tls.Config {
 // dialled). If expect is not zero, the handshake also fails, with an error
 // wrapping chord.ErrIdentityMismatch, unless the server's certificate hashes
 // to expect.
+// The certificate and CA are those current when it is called (see Reload).
 func (id *Identity) ClientConfig(serverName string, expect chord.ID) *tls.Config {
+	cur := id.Current()
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{id.Certificate},
-		RootCAs:      id.Roots,
+		Certificates: []tls.Certificate{cur.Certificate},
+		RootCAs:      cur.Roots,
 		ServerName:   serverName,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if expect.IsZero() {

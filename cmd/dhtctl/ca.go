@@ -118,8 +118,9 @@ overwrite existing files unless --force is given.`,
 			Description: `Signs a new certificate, valid for 2 years, for the node key already in
 --dir (node.key), and replaces node.crt and ca.crt there. The public key is
 unchanged, so the node ID and the node's place on the ring stay the same.
-The address defaults to the one in the current certificate. Restart the node
-to load the new certificate. Prints the node ID.`,
+The address defaults to the one in the current certificate. A running node
+loads the new certificate on SIGHUP (systemctl reload durachord), without a
+restart; its open connections keep the old one. Prints the node ID.`,
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "ca", Usage: "`DIR` holding ca.crt and ca.key (from dhtctl ca init)", Required: true},
 				&cli.StringFlag{Name: "dir", Usage: "the node's TLS `DIR` holding node.key and node.crt", Required: true},

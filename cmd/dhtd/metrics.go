@@ -11,6 +11,7 @@ type stateCollector struct {
 
 	records, bytes               *prometheus.Desc
 	successors, predecessor, rdy *prometheus.Desc
+	certNotAfter                 *prometheus.Desc
 }
 
 func newStateCollector(d *daemon) *stateCollector {
@@ -26,11 +27,13 @@ func newStateCollector(d *daemon) *stateCollector {
 			"1 if this node knows a predecessor, else 0.", nil, nil),
 		rdy: prometheus.NewDesc("durachord_ring_ready",
 			"1 if this node has joined and its successor answers, else 0.", nil, nil),
+		certNotAfter: prometheus.NewDesc("durachord_tls_cert_not_after_seconds",
+			"Expiry (Unix time) of the node certificate in use; it changes when SIGHUP loads a renewed one.", nil, nil),
 	}
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.records, c.bytes, c.successors, c.predecessor, c.rdy} {
+	for _, d := range []*prometheus.Desc{c.records, c.bytes, c.successors, c.predecessor, c.rdy, c.certNotAfter} {
 		ch <- d
 	}
 }
@@ -56,6 +59,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.successors, prometheus.GaugeValue, float64(len(seen)))
 	ch <- prometheus.MustNewConstMetric(c.predecessor, prometheus.GaugeValue, b2f(hasPred))
 	ch <- prometheus.MustNewConstMetric(c.rdy, prometheus.GaugeValue, b2f(node.Ready()))
+	leaf := c.d.id.Current().Leaf
+	ch <- prometheus.MustNewConstMetric(c.certNotAfter, prometheus.GaugeValue, float64(leaf.NotAfter.Unix()))
 }
 
 func b2f(b bool) float64 {

@@ -437,8 +437,11 @@ func (d *daemon) close() {
 	}
 }
 
-// reload applies what SIGHUP can change: the log level, the API limits and
-// the HMAC keyring. Keys that need a restart are named in a warning.
+// reload applies what SIGHUP can change: the log level, the API limits, the
+// HMAC keyring and the TLS files (a renewed node certificate of the same key,
+// a CA bundle). Everything is read and checked before anything changes: a
+// reload that fails leaves the node as it was. Keys that need a restart are
+// named in a warning.
 func (d *daemon) reload(load func() (config.Config, error)) {
 	next, err := load()
 	if err != nil {
@@ -448,6 +451,15 @@ func (d *daemon) reload(load func() (config.Config, error)) {
 	keys, err := crypto.LoadKeyring(next.HMACKeys)
 	if err != nil {
 		d.log.Error("reload refused: hmac_keys", "error", err)
+		return
+	}
+	ident, err := crypto.LoadIdentity(next.TLSDir)
+	if err != nil {
+		d.log.Error("reload refused: tls_dir", "error", err)
+		return
+	}
+	if ident.ID != d.id.ID {
+		d.log.Error("reload refused: tls_dir", "error", d.id.Reload(ident))
 		return
 	}
 	applied, restart := d.cfg.Reload(next)
@@ -460,10 +472,14 @@ func (d *daemon) reload(load func() (config.Config, error)) {
 	d.cfg = applied
 	d.log.SetLevel(hclog.LevelFromString(applied.LogLevel))
 	d.keys.Replace(keys)
+	if err := d.id.Reload(ident); err != nil { // same ID: checked above
+		d.log.Error("reload: tls_dir", "error", err)
+	}
 	if len(restart) > 0 {
 		d.log.Warn("reload: these keys change only on restart", "keys", restart)
 	}
-	d.log.Info("configuration reloaded", "log-level", applied.LogLevel)
+	d.log.Info("configuration reloaded", "log-level", applied.LogLevel,
+		"cert-serial", ident.Leaf.SerialNumber.Text(16), "cert-not-after", ident.Leaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // apiService adapts the records layer to the client API.
