@@ -24,6 +24,7 @@ import (
 
 	"github.com/durachord/durachord/api"
 	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/config"
 	"github.com/durachord/durachord/crypto"
 )
 
@@ -33,6 +34,10 @@ const envVar = "DURACHORD_E2E"
 // keepEnvVar names a folder under which each cluster's files (configs, logs,
 // data dirs) are kept after the test instead of being removed.
 const keepEnvVar = "DURACHORD_E2E_KEEP"
+
+// successorListLen is ring.successor_list_len as the nodes run it (the
+// default: the configs written here do not set it).
+var successorListLen = config.Default().Ring.SuccessorListLen
 
 // binDir holds dhtd and dhtctl, built once by TestMain; empty when the tests
 // are off. It is written only by TestMain, before any test runs.
@@ -618,6 +623,47 @@ func (c *Cluster) unstable(ctx context.Context) string {
 		}
 	}
 	return ""
+}
+
+// WaitSettled waits, after WaitStable, until every live member also knows
+// its true predecessor and holds the live members that follow it, in ring
+// order, at the head of its successor list (up to successorListLen): the
+// view a replica placement needs. A ring can be stable (every first
+// successor right) before its successor lists have filled.
+func (c *Cluster) WaitSettled(ctx context.Context) {
+	t := c.t
+	t.Helper()
+	c.WaitStable(ctx)
+	poll(t, ctx, 50*time.Millisecond, "successor lists and predecessors settled", func() string {
+		live := c.LiveMembers()
+		slices.SortFunc(live, func(a, b *Node) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+		for i, n := range live {
+			st, err := n.Status(ctx)
+			if err != nil {
+				return fmt.Sprintf("%s: %v", n.Name, err)
+			}
+			if len(live) > 1 {
+				pred := live[(i+len(live)-1)%len(live)]
+				if st.Predecessor == nil || st.Predecessor.ID != pred.ID {
+					return fmt.Sprintf("%s: predecessor %v, want %s (%s)", n.Name, st.Predecessor, pred.ID.Short(), pred.Name)
+				}
+			}
+			var got []chord.ID
+			for _, s := range st.Successors {
+				if s.ID != n.ID && !slices.Contains(got, s.ID) {
+					got = append(got, s.ID)
+				}
+			}
+			want := min(len(live)-1, successorListLen)
+			for j := range want {
+				next := live[(i+1+j)%len(live)]
+				if j >= len(got) || got[j] != next.ID {
+					return fmt.Sprintf("%s: successor list %v, want %s (%s) at %d", n.Name, st.Successors, next.ID.Short(), next.Name, j)
+				}
+			}
+		}
+		return ""
+	})
 }
 
 // SortedIDs returns the IDs of the live members in ring (ID) order.

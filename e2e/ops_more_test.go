@@ -457,7 +457,9 @@ func TestBackupDuringWrites(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	nodes := c.StartNodes(3)
-	c.WaitStable(ctx)
+	// Every owner must know both other nodes before the first write, or an
+	// early record reaches the third node only at the next repair round.
+	c.WaitSettled(ctx)
 	src := nodes[2] // backed up; the writers use the other two
 
 	const writes = "backup" // the data set's name
