@@ -46,9 +46,14 @@ type Config struct {
 	// SuspectAfter is the number of consecutive failed calls after which a
 	// peer is evicted from the successor list, predecessor and fingers. A
 	// failed call first makes the peer a suspect; maintenance rounds retry it
-	// at once to confirm. At least 2 (never evict on one failed call).
-	// Default 2.
+	// after ConfirmDelay to confirm. At least 2 (never evict on one failed
+	// call). Default 2.
 	SuspectAfter int
+	// ConfirmDelay is the pause before a maintenance round calls a failing
+	// peer again to confirm the failure, so that a blip shorter than it (a
+	// restarting switch port, a dropped connection being redialled) does
+	// not evict a live neighbour. 0 retries at once. Default 250ms.
+	ConfirmDelay time.Duration
 	// SuspectTimeout is how long a failed call keeps a peer suspected:
 	// lookups skip it (asking the others to skip it too) and it is offered
 	// last as a route. A later successful call clears the suspicion.
@@ -84,6 +89,7 @@ func DefaultConfig() Config {
 		LookupTimeout:            10 * time.Second,
 		MaxHops:                  32,
 		SuspectAfter:             2,
+		ConfirmDelay:             250 * time.Millisecond,
 		SuspectTimeout:           30 * time.Second,
 		CacheSize:                1024,
 		RememberSize:             64,
@@ -118,6 +124,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: SuccessorListLen must be in [1, 256], is %d", ErrConfig, c.SuccessorListLen)
 	case c.MaxHops < 1:
 		return fmt.Errorf("%w: MaxHops must be at least 1, is %d", ErrConfig, c.MaxHops)
+	case c.ConfirmDelay < 0 || c.ConfirmDelay >= c.RoundTimeout:
+		return fmt.Errorf("%w: ConfirmDelay must be in [0, RoundTimeout), is %v", ErrConfig, c.ConfirmDelay)
 	case c.SuspectAfter < 2:
 		return fmt.Errorf("%w: SuspectAfter must be at least 2, is %d", ErrConfig, c.SuspectAfter)
 	case c.CacheSize < 0:

@@ -16,7 +16,7 @@
 // exported method so that tests and the simulator can drive it directly.
 //
 // Failures: a failed call makes the peer a suspect; maintenance rounds retry
-// at once, and only SuspectAfter consecutive failures evict it (from the
+// after ConfirmDelay, and only SuspectAfter consecutive failures evict it (from the
 // successor list, the predecessor, the fingers and the lookup cache). Evicted
 // peers are remembered (RememberSize, RememberFor) and ProbeEvicted asks a few
 // of them, each round, for this node's successor in their ring: after a

@@ -416,11 +416,20 @@ func (n *Node) call(ctx context.Context, to NodeInfo, method string, args, reply
 	return n.tr.Call(ctx, to, method, args, reply)
 }
 
-// callConfirm calls a peer up to SuspectAfter times, stopping at the first
-// success: one failed call only makes the peer a suspect. It reports whether
-// the peer is to be evicted.
+// callConfirm calls a peer up to SuspectAfter times, ConfirmDelay apart,
+// stopping at the first success: one failed call only makes the peer a
+// suspect. It reports whether the peer is to be evicted.
 func (n *Node) callConfirm(ctx context.Context, to NodeInfo, method string, args, reply any) (err error, evict bool) {
-	for range n.cfg.SuspectAfter {
+	for i := range n.cfg.SuspectAfter {
+		if i > 0 && n.cfg.ConfirmDelay > 0 {
+			t := time.NewTimer(n.cfg.ConfirmDelay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return err, false
+			}
+		}
 		err = n.call(ctx, to, method, args, reply)
 		if err == nil {
 			n.noteSuccess(to)

@@ -30,6 +30,9 @@ func TestConfigValidate(t *testing.T) {
 		{"zero hops", func(c *chord.Config) { c.MaxHops = 0 }, false},
 		{"negative cache", func(c *chord.Config) { c.CacheSize = -1 }, false},
 		{"no cache", func(c *chord.Config) { c.CacheSize = 0 }, true},
+		{"no confirm delay", func(c *chord.Config) { c.ConfirmDelay = 0 }, true},
+		{"negative confirm delay", func(c *chord.Config) { c.ConfirmDelay = -time.Millisecond }, false},
+		{"confirm delay of a whole round", func(c *chord.Config) { c.ConfirmDelay = c.RoundTimeout }, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -354,4 +357,87 @@ func TestLookupRoutesAroundRestartingNodes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A successor unreachable for less than ConfirmDelay is not evicted: the
+// confirming call comes after the blip. With no delay the same blip evicts
+// it (the reason for the delay).
+func TestConfirmDelayRidesOutBlip(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		delay   time.Duration
+		evicted bool
+	}{
+		{"delay 250ms", 250 * time.Millisecond, false},
+		{"no delay", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				net, err := chordtest.New(chordtest.Config{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				reg := prometheus.NewRegistry()
+				mk := func(id int, addr string, reg prometheus.Registerer) *chord.Node {
+					cfg := chord.DefaultConfig()
+					cfg.ConfirmDelay = tc.delay
+					cfg.Metrics = reg
+					info := chord.NodeInfo{ID: testID(id), Addr: addr}
+					n, err := chord.New(cfg, info, net.Transport(info), nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					net.Listen(info, n)
+					return n
+				}
+				a, b := mk(1, "a", reg), mk(2, "b", nil)
+				ctx := context.Background()
+				if err := a.Create(); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Join(ctx, []string{"a"}); err != nil {
+					t.Fatal(err)
+				}
+				for range 3 {
+					_ = b.Stabilize(ctx)
+					_ = a.Stabilize(ctx)
+				}
+				if got := a.Successors()[0]; got != b.Self() {
+					t.Fatalf("a's successor = %v before the blip; want b", got)
+				}
+				// b is unreachable for 100ms, starting now.
+				net.Down("b")
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					time.Sleep(100 * time.Millisecond)
+					net.Up("b")
+				})
+				_ = a.Stabilize(ctx)
+				wg.Wait()
+				if got := gaugeOrCounter(t, reg, "durachord_chord_evictions_total"); (got > 0) != tc.evicted {
+					t.Errorf("ConfirmDelay %v, 100ms blip: %v evictions; want evicted = %v", tc.delay, got, tc.evicted)
+				}
+				if got := a.Successors()[0]; !tc.evicted && got != b.Self() {
+					t.Errorf("a's successor = %v after the blip; want b", got)
+				}
+			})
+		})
+	}
+}
+
+// gaugeOrCounter reads an unlabelled counter or gauge from reg.
+func gaugeOrCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			m := mf.GetMetric()[0]
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
 }

@@ -192,6 +192,10 @@ func newSim(o options, n int) (*sim, error) {
 	}
 	cfg := chord.DefaultConfig()
 	cfg.SuccessorListLen = o.listLen
+	// Rounds run in virtual time, but a confirm delay would be a real sleep;
+	// and here a failed call always means a crashed node (no blips), which
+	// the delay would only evict 250ms later.
+	cfg.ConfirmDelay = 0
 	return &sim{
 		o:     o,
 		rng:   rand.New(rand.NewPCG(o.seed, uint64(n))),
