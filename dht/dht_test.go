@@ -473,9 +473,8 @@ func TestHandlersRejectBadInput(t *testing.T) {
 // records written on a small ring reach their full replication once the ring
 // has grown, because every ring change starts a maintenance round.
 func TestRingChangesStartRepair(t *testing.T) {
-	// Ring changes start rounds at once; the periodic round removes the
-	// copies of nodes that a join elsewhere pushed out of a window (they see
-	// no change of their own).
+	// Ring changes start rounds at once, on the nodes whose neighbours
+	// changed and (through dht.recheck) on those pushed out of a window.
 	r := newRingMaintained(t, 2, 300*time.Millisecond)
 	r.putAll(100, 1, 3) // two nodes: two copies each for now
 	for _, m := range r.live() {
@@ -505,6 +504,49 @@ func TestRingChangesStartRepair(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling interval
 	}
 	r.checkAll(100, 1)
+}
+
+// TestJoinPushesOutExtraCopiesAtOnce: a join pushes the last holder of some
+// windows out of them; that holder sees no change of its own neighbours (the
+// ring is longer than a successor list), but the owners tell it
+// (dht.recheck), so the extra copies go long before the periodic round (an
+// hour here).
+func TestJoinPushesOutExtraCopiesAtOnce(t *testing.T) {
+	n := chord.DefaultConfig().SuccessorListLen + 4
+	r := newRing(t, n) // periodic maintenance every hour: only ring changes and hints start rounds
+	run := func(m *member) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = m.svc.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	r.putAll(300, 1, 3)
+	r.settle()
+	r.checkCopies(300, 3)
+	for _, m := range r.live() {
+		// The ring's formation left a round pending on every member: drop
+		// it, so that only the join and the hints start rounds.
+		select {
+		case <-m.svc.kick:
+		default:
+		}
+		run(m)
+	}
+	run(r.add(true))
+	r.waitStable()
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; i < 300; {
+		if h, p := r.copies(i); h == 3 && p == 1 {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			h, p := r.copies(i)
+			t.Fatalf("key-%d: %d holders, %d primaries 30s after a join; want 3 and 1", i, h, p)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
+	}
+	r.checkAll(300, 1)
 }
 
 // TestRangePages walks the whole circle of a node's records through the

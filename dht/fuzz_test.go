@@ -12,7 +12,7 @@ import (
 // node: nothing panics, and whatever a call accepts leaves the store
 // consistent (the store's own cleanup checks it).
 func FuzzHandlers(f *testing.F) {
-	methods := []string{methodPut, methodGet, methodStore, methodRange, methodDigest, methodVersions, methodFetch}
+	methods := []string{methodPut, methodGet, methodStore, methodRange, methodDigest, methodVersions, methodFetch, methodRecheck}
 	seeds := []string{
 		`{"key":"` + chord.ID{1}.String() + `","value":"aGVsbG8=","expiry":9999999999999999999,"replication":3}`,
 		`{"records":[{"key":"` + chord.ID{2}.String() + `","value":"eA==","expiry":9000000000000000000,"version":{"Clock":5,"Node":1},"replication":2}]}`,

@@ -23,6 +23,18 @@ func (s *Service) register() {
 	handle(s, methodDigest, s.handleDigest)
 	handle(s, methodVersions, s.handleVersions)
 	handle(s, methodFetch, s.handleFetch)
+	handle(s, methodRecheck, s.handleRecheck)
+}
+
+// recheckArgs is empty: the call only says "your copies may have left a
+// replication window".
+type recheckArgs struct{}
+
+// handleRecheck starts a maintenance round soon (rounds coalesce: a burst of
+// these runs at most one extra round).
+func (s *Service) handleRecheck(_ context.Context, _ chord.ID, _ recheckArgs) (any, error) {
+	s.Kick()
+	return struct{}{}, nil
 }
 
 func (s *Service) handlePut(ctx context.Context, _ chord.ID, a putArgs) (any, error) {

@@ -24,6 +24,9 @@ const (
 	// flagWorkers is how many flag changes and deletes run at once, so that
 	// the store's group commit can share their fsyncs.
 	flagWorkers = 32
+	// recheckQueue bounds the recheck hints waiting to be sent; more are
+	// dropped (the periodic round does their work).
+	recheckQueue = 16
 )
 
 var errStop = errors.New("dht: stop scan")
@@ -613,8 +616,8 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// Run sweeps and maintains until ctx ends, then returns after both loops
-// have stopped.
+// Run sweeps, maintains and sends recheck hints until ctx ends, then returns
+// after its loops have stopped.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -626,6 +629,7 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		})
 	})
+	wg.Go(func() { s.sendRechecks(ctx) })
 	wg.Go(func() {
 		loop(ctx, s.cfg.MaintainInterval, s.kick, func(ctx context.Context) {
 			if err := s.Maintain(ctx); err != nil && ctx.Err() == nil {

@@ -58,6 +58,11 @@ type Service struct {
 	// kick starts a maintenance round; capacity 1 so that ring changes
 	// arriving during a round coalesce into one more round.
 	kick chan struct{}
+	// recheck queues the nodes that left this node's replication window
+	// (sendRechecks tells them); window is that window as last seen.
+	recheck  chan chord.NodeInfo
+	windowMu sync.Mutex
+	window   []chord.NodeInfo
 
 	// maintainMu serialises maintenance rounds (Run's loop and tests).
 	maintainMu sync.Mutex
@@ -94,10 +99,52 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 		metrics: m,
 		now:     cfg.Now,
 		kick:    make(chan struct{}, 1),
+		recheck: make(chan chord.NodeInfo, recheckQueue),
 	}
 	s.register()
-	node.OnChange(func(chord.Change) { s.Kick() })
+	node.OnChange(s.onRingChange)
 	return s, nil
+}
+
+// onRingChange starts a maintenance round, and queues a recheck hint for the
+// nodes that have just left this node's replication window: a join between
+// this node and them pushed them out, which they cannot see from their own
+// neighbours, so without the hint they would keep their extra copies until
+// their next periodic round.
+func (s *Service) onRingChange(ch chord.Change) {
+	s.Kick()
+	self := s.node.Self().ID
+	window := holders(self, ch.Successors, s.cfg.MaxReplication)
+	s.windowMu.Lock()
+	prev := s.window
+	s.window = window
+	s.windowMu.Unlock()
+	for _, p := range prev {
+		if containsNode(window, p.ID) {
+			continue
+		}
+		select {
+		case s.recheck <- p:
+		default: // a full queue: the periodic round cleans up instead
+		}
+	}
+}
+
+// sendRechecks delivers the queued recheck hints until ctx ends.
+func (s *Service) sendRechecks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-s.recheck:
+			cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+			err := s.tr.Call(cctx, p, methodRecheck, recheckArgs{}, nil)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				s.log.Debug("recheck hint not delivered", "peer", p.Addr, "error", err)
+			}
+		}
+	}
 }
 
 // Kick asks for a maintenance round soon (non-blocking).

@@ -17,6 +17,7 @@ const (
 	methodDigest   = "dht.digest"
 	methodVersions = "dht.versions"
 	methodFetch    = "dht.fetch"
+	methodRecheck  = "dht.recheck"
 )
 
 // MaxValueBytes is the largest value the client protocol can carry.
