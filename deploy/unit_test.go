@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/durachord/durachord/internal/testenv"
 )
 
 const unitFile = "durachord.service"
@@ -86,7 +88,7 @@ func TestUnitDirectives(t *testing.T) {
 func TestUnitVerifies(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
-		t.Skip("systemd-analyze not installed; cannot verify the unit")
+		testenv.Skip(t, "systemd-analyze not installed; cannot verify the unit")
 	}
 	text, err := os.ReadFile(unitFile)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/config"
 	"github.com/durachord/durachord/crypto"
+	"github.com/durachord/durachord/internal/testenv"
 )
 
 // envVar turns the end-to-end tests on.
@@ -74,7 +75,7 @@ func TestMain(m *testing.M) {
 func requireE2E(t *testing.T) {
 	t.Helper()
 	if binDir == "" {
-		t.Skip("end-to-end test: set " + envVar + "=1 to run it (make e2e)")
+		testenv.Skip(t, "end-to-end test: set "+envVar+"=1 to run it (make e2e)")
 	}
 }
 

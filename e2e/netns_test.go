@@ -27,6 +27,7 @@ import (
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/crypto"
+	"github.com/durachord/durachord/internal/testenv"
 )
 
 // Ports every node uses on its own address.
@@ -45,10 +46,10 @@ func requireNetns(t *testing.T) {
 	t.Helper()
 	requireE2E(t)
 	if os.Geteuid() != 0 {
-		t.Skip("network-namespace test: needs root (ip netns, veth, bridge)")
+		testenv.Skip(t, "network-namespace test: needs root (ip netns, veth, bridge)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("network-namespace test: the ip tool (iproute2) is missing")
+		testenv.Skip(t, "network-namespace test: the ip tool (iproute2) is missing")
 	}
 }
 
@@ -637,12 +638,12 @@ func TestNetnsKillRestart(t *testing.T) {
 func TestNetnsLatency(t *testing.T) {
 	requireNetns(t)
 	if _, err := exec.LookPath("tc"); err != nil {
-		t.Skip("latency test: the tc tool is missing")
+		testenv.Skip(t, "latency test: the tc tool is missing")
 	}
 	probe := newNetLab(t)
 	ns, _ := probe.addHost("probe", 2)
 	if out, err := exec.Command("tc", "-n", ns, "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "20ms").CombinedOutput(); err != nil {
-		t.Skipf("latency test: netem unavailable (tc: %s)", bytes.TrimSpace(out))
+		testenv.Unsupported(t, fmt.Sprintf("latency test: the kernel has no netem qdisc (tc: %s)", bytes.TrimSpace(out)))
 	}
 	c := newNSCluster(t, 5)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)

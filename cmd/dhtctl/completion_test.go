@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/durachord/durachord/internal/testenv"
 )
 
 func TestCompletionCommand(t *testing.T) {
@@ -72,11 +74,11 @@ func TestCompletionScriptsInTree(t *testing.T) {
 func TestBashCompletion(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
-		t.Skip("no bash on PATH")
+		testenv.Skip(t, "no bash on PATH")
 	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go tool on PATH to build dhtctl")
+		testenv.Skip(t, "no go tool on PATH to build dhtctl")
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
