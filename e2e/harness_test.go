@@ -352,8 +352,16 @@ func (n *Node) Start(bootstrap ...string) {
 	}
 	fmt.Fprintf(logf, "==== e2e: starting dhtd %s at %s\n", strings.Join(args, " "), time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(dhtdPath(), args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), n.opts.Env...)
+	n.launch(cmd, logf)
+}
+
+// launch starts cmd as the node's process with its output going to logf,
+// which it closes when the process has ended. n.mu must be held.
+func (n *Node) launch(cmd *exec.Cmd, logf *os.File) {
+	t := n.c.t
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
 		t.Fatalf("%s: start dhtd: %v", n.Name, err)
