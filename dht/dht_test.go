@@ -34,25 +34,32 @@ type ring struct {
 	net     *chordtest.Network
 	members []*member
 	seq     int
-	// maintain is the members' periodic maintenance interval; tests that
-	// do not run the members' loops call Maintain themselves.
-	maintain time.Duration
+	// tune, if set, adjusts each member's records-layer config before the
+	// member starts. By default periodic maintenance runs hourly: tests
+	// that do not run the members' loops call Maintain themselves.
+	tune func(*Config)
 }
 
 func newRing(t testing.TB, n int) *ring {
 	t.Helper()
-	return newRingMaintained(t, n, time.Hour)
+	return newRingTuned(t, n, nil)
 }
 
 // newRingMaintained starts n members whose periodic maintenance runs every
 // maintain (when their loops run).
 func newRingMaintained(t testing.TB, n int, maintain time.Duration) *ring {
 	t.Helper()
+	return newRingTuned(t, n, func(c *Config) { c.MaintainInterval = maintain })
+}
+
+// newRingTuned starts n members whose records-layer config tune adjusts.
+func newRingTuned(t testing.TB, n int, tune func(*Config)) *ring {
+	t.Helper()
 	net, err := chordtest.New(chordtest.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &ring{t: t, net: net, maintain: maintain}
+	r := &ring{t: t, net: net, tune: tune}
 	for i := range n {
 		r.add(i > 0)
 	}
@@ -80,10 +87,13 @@ func (r *ring) add(join bool) *member {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.MaintainInterval = r.maintain
+	cfg.MaintainInterval = time.Hour
 	cfg.SweepInterval = time.Hour
 	cfg.RepairRate = 1 << 20
 	cfg.CallTimeout = 500 * time.Millisecond
+	if r.tune != nil {
+		r.tune(&cfg)
+	}
 	if os.Getenv("DHT_TEST_LOG") != "" {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: info.Addr, Level: hclog.LevelFromString(os.Getenv("DHT_TEST_LOG"))})
 	}
@@ -315,6 +325,47 @@ func TestReplicationClamped(t *testing.T) {
 		if rec, err := m.db.Get(key(2)); err == nil && rec.Replication != 8 {
 			t.Errorf("record keeps replication %d; want the configured maximum 8", rec.Replication)
 		}
+	}
+}
+
+// TestReplicationDefaultAndMaximum runs on a ring larger than both the
+// default and the maximum replication, so that the two cannot be mistaken for
+// each other or for the ring size: replication 0 means the default, a count
+// above the maximum is cut to it, and each record keeps the count it got.
+func TestReplicationDefaultAndMaximum(t *testing.T) {
+	const nodes, def, maxRepl = 7, 2, 5
+	r := newRingTuned(t, nodes, func(c *Config) {
+		c.DefaultReplication = def
+		c.MaxReplication = maxRepl
+	})
+	ctx := context.Background()
+	for i, tc := range []struct {
+		name string
+		repl uint8
+		want int
+	}{
+		{"zero means the default", 0, def},
+		{"one", 1, 1},
+		{"between default and maximum", 4, 4},
+		{"the maximum", maxRepl, maxRepl},
+		{"above the maximum", maxRepl + 1, maxRepl},
+		{"largest on the wire", 255, maxRepl},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := key(i)
+			m := r.live()[i%nodes]
+			if err := m.svc.Put(ctx, k, value(i, 1), time.Hour, tc.repl); err != nil {
+				t.Fatalf("Put(%x, replication %d) = %v; want nil", k, tc.repl, err)
+			}
+			if h, _ := r.copies(i); h != tc.want {
+				t.Errorf("Put(%x, replication %d) on %d nodes: %d holders; want %d", k, tc.repl, nodes, h, tc.want)
+			}
+			for _, m := range r.live() {
+				if rec, err := m.db.Get(k); err == nil && int(rec.Replication) != tc.want {
+					t.Errorf("Put(%x, replication %d): %v keeps replication %d; want %d", k, tc.repl, m.info, rec.Replication, tc.want)
+				}
+			}
+		})
 	}
 }
 
