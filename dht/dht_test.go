@@ -149,6 +149,72 @@ func (r *ring) kill(m *member) {
 	m.halt()
 }
 
+// newFrozenRing starts n members, stores k = v with replication repl through
+// the first, and freezes the ring.
+func newFrozenRing(t testing.TB, n int, k [32]byte, v []byte, repl uint8) *ring {
+	t.Helper()
+	r := newRing(t, n)
+	if err := r.members[0].svc.Put(context.Background(), k, v, time.Hour, repl); err != nil {
+		t.Fatalf("Put(%x) = %v; want nil", k, err)
+	}
+	r.freeze()
+	return r
+}
+
+// freeze stops every member's ring maintenance; the members still answer
+// calls. The ring's views stay as they are: a member taken down stays named
+// as owner and as successor by the others. No member counts as live after
+// it, so tests use r.members.
+func (r *ring) freeze() {
+	for _, m := range r.members {
+		m.halt()
+	}
+}
+
+// member returns the member with id.
+func (r *ring) member(id chord.ID) *member {
+	r.t.Helper()
+	for _, m := range r.members {
+		if m.info.ID == id {
+			return m
+		}
+	}
+	r.t.Fatalf("no member %v", id.Short())
+	return nil
+}
+
+// placement returns the owner of k and, as the owner sees them, the replica
+// holders of a record of k with replication repl.
+func (r *ring) placement(k [32]byte, repl int) (owner *member, hs []*member) {
+	r.t.Helper()
+	pos := chord.KeyPosition(k)
+	for _, m := range r.members {
+		if m.node.Owns(pos) {
+			owner = m
+		}
+	}
+	if owner == nil {
+		r.t.Fatalf("no member owns %v", pos.Short())
+	}
+	for _, h := range holders(owner.info.ID, owner.node.Successors(), repl) {
+		hs = append(hs, r.member(h.ID))
+	}
+	return owner, hs
+}
+
+// bystanders returns the members other than the owner of k that hold no
+// copy of it: their reads of k go over the network.
+func (r *ring) bystanders(k [32]byte) []*member {
+	pos := chord.KeyPosition(k)
+	var out []*member
+	for _, m := range r.members {
+		if _, err := m.db.Get(k); errors.Is(err, store.ErrNotFound) && !m.node.Owns(pos) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // waitStable polls until every live member's predecessor and whole
 // successor list are its true neighbours.
 func (r *ring) waitStable() {
@@ -464,6 +530,41 @@ func TestExpiredRecordsVanishAndAreSwept(t *testing.T) {
 		if n != 0 {
 			t.Errorf("%v still stores %d records after the sweep", m.info, n)
 		}
+	}
+}
+
+// TestExpiredRecordFromPeerIsNotFound: a node does not return a record that
+// has expired by its own clock, though the holders, whose clocks are behind,
+// still hand it out: neither the owner's copy nor a replica's.
+func TestExpiredRecordFromPeerIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	k := key(1)
+	r := newFrozenRing(t, 5, k, value(1, 1), 3)
+	owner, _ := r.placement(k, 3)
+	by := r.bystanders(k)
+	if len(by) < 2 {
+		t.Fatalf("set-up: %d members hold no copy of %x; want 2", len(by), k)
+	}
+	// One reader's clock runs two hours ahead of the holders': to it, the
+	// record expired an hour ago. The other's agrees with theirs.
+	agrees, ahead := by[0], by[1]
+	ahead.svc.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	for _, tc := range []struct {
+		name    string
+		prepare func()
+	}{
+		{"owner reachable", func() {}},
+		{"owner unreachable", func() { r.net.Down(owner.info.Addr) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.prepare()
+			if got, err := agrees.svc.Get(ctx, k); err != nil || !bytes.Equal(got, value(1, 1)) {
+				t.Fatalf("Get(%x) via %v = %q, %v; want %q", k, agrees.info, got, err, value(1, 1))
+			}
+			if got, err := ahead.svc.Get(ctx, k); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Get(%x) via %v, clock 2h ahead = %q, %v; want %v", k, ahead.info, got, err, ErrNotFound)
+			}
+		})
 	}
 }
 
