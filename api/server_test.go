@@ -254,12 +254,18 @@ func TestViolations(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, reg := testConfig(t)
-			svc := apitest.NewMemService()
+			svc := newBlockingService()
 			_, addr := apitest.Serve(t, cfg, svc)
 			c := dialRaw(t, addr)
 			// A PUT before the violation is not lost.
 			pk := key("before")
 			c.send(api.Put{Key: pk, Value: []byte("kept")})
+			// A GET in progress when the violation arrives gets no reply.
+			// The service holds it until the client has seen the close;
+			// a connection left open would answer it FAILURE at the
+			// request timeout.
+			c.send(api.Get{Key: key("pending")})
+			waitFor(t, "GET in the service", func() bool { e, _ := svc.counts(); return e == 1 })
 			c.write(tt.wire)
 			if tt.reason == "truncated" {
 				if err := c.nc.(*net.TCPConn).CloseWrite(); err != nil {
@@ -267,6 +273,7 @@ func TestViolations(t *testing.T) {
 				}
 			}
 			c.expectClosed()
+			close(svc.release)
 			waitFor(t, "violation counted", func() bool {
 				return metric(t, reg, "durachord_api_violations_total", "reason", tt.reason) > 0
 			})

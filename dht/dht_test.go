@@ -34,25 +34,32 @@ type ring struct {
 	net     *chordtest.Network
 	members []*member
 	seq     int
-	// maintain is the members' periodic maintenance interval; tests that
-	// do not run the members' loops call Maintain themselves.
-	maintain time.Duration
+	// tune, if set, adjusts each member's records-layer config before the
+	// member starts. By default periodic maintenance runs hourly: tests
+	// that do not run the members' loops call Maintain themselves.
+	tune func(*Config)
 }
 
 func newRing(t testing.TB, n int) *ring {
 	t.Helper()
-	return newRingMaintained(t, n, time.Hour)
+	return newRingTuned(t, n, nil)
 }
 
 // newRingMaintained starts n members whose periodic maintenance runs every
 // maintain (when their loops run).
 func newRingMaintained(t testing.TB, n int, maintain time.Duration) *ring {
 	t.Helper()
+	return newRingTuned(t, n, func(c *Config) { c.MaintainInterval = maintain })
+}
+
+// newRingTuned starts n members whose records-layer config tune adjusts.
+func newRingTuned(t testing.TB, n int, tune func(*Config)) *ring {
+	t.Helper()
 	net, err := chordtest.New(chordtest.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &ring{t: t, net: net, maintain: maintain}
+	r := &ring{t: t, net: net, tune: tune}
 	for i := range n {
 		r.add(i > 0)
 	}
@@ -80,10 +87,13 @@ func (r *ring) add(join bool) *member {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.MaintainInterval = r.maintain
+	cfg.MaintainInterval = time.Hour
 	cfg.SweepInterval = time.Hour
 	cfg.RepairRate = 1 << 20
 	cfg.CallTimeout = 500 * time.Millisecond
+	if r.tune != nil {
+		r.tune(&cfg)
+	}
 	if os.Getenv("DHT_TEST_LOG") != "" {
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: info.Addr, Level: hclog.LevelFromString(os.Getenv("DHT_TEST_LOG"))})
 	}
@@ -137,6 +147,72 @@ func (r *ring) live() []*member {
 func (r *ring) kill(m *member) {
 	r.net.Down(m.info.Addr)
 	m.halt()
+}
+
+// newFrozenRing starts n members, stores k = v with replication repl through
+// the first, and freezes the ring.
+func newFrozenRing(t testing.TB, n int, k [32]byte, v []byte, repl uint8) *ring {
+	t.Helper()
+	r := newRing(t, n)
+	if err := r.members[0].svc.Put(context.Background(), k, v, time.Hour, repl); err != nil {
+		t.Fatalf("Put(%x) = %v; want nil", k, err)
+	}
+	r.freeze()
+	return r
+}
+
+// freeze stops every member's ring maintenance; the members still answer
+// calls. The ring's views stay as they are: a member taken down stays named
+// as owner and as successor by the others. No member counts as live after
+// it, so tests use r.members.
+func (r *ring) freeze() {
+	for _, m := range r.members {
+		m.halt()
+	}
+}
+
+// member returns the member with id.
+func (r *ring) member(id chord.ID) *member {
+	r.t.Helper()
+	for _, m := range r.members {
+		if m.info.ID == id {
+			return m
+		}
+	}
+	r.t.Fatalf("no member %v", id.Short())
+	return nil
+}
+
+// placement returns the owner of k and, as the owner sees them, the replica
+// holders of a record of k with replication repl.
+func (r *ring) placement(k [32]byte, repl int) (owner *member, hs []*member) {
+	r.t.Helper()
+	pos := chord.KeyPosition(k)
+	for _, m := range r.members {
+		if m.node.Owns(pos) {
+			owner = m
+		}
+	}
+	if owner == nil {
+		r.t.Fatalf("no member owns %v", pos.Short())
+	}
+	for _, h := range holders(owner.info.ID, owner.node.Successors(), repl) {
+		hs = append(hs, r.member(h.ID))
+	}
+	return owner, hs
+}
+
+// bystanders returns the members other than the owner of k that hold no
+// copy of it: their reads of k go over the network.
+func (r *ring) bystanders(k [32]byte) []*member {
+	pos := chord.KeyPosition(k)
+	var out []*member
+	for _, m := range r.members {
+		if _, err := m.db.Get(k); errors.Is(err, store.ErrNotFound) && !m.node.Owns(pos) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // waitStable polls until every live member's predecessor and whole
@@ -318,6 +394,47 @@ func TestReplicationClamped(t *testing.T) {
 	}
 }
 
+// TestReplicationDefaultAndMaximum runs on a ring larger than both the
+// default and the maximum replication, so that the two cannot be mistaken for
+// each other or for the ring size: replication 0 means the default, a count
+// above the maximum is cut to it, and each record keeps the count it got.
+func TestReplicationDefaultAndMaximum(t *testing.T) {
+	const nodes, def, maxRepl = 7, 2, 5
+	r := newRingTuned(t, nodes, func(c *Config) {
+		c.DefaultReplication = def
+		c.MaxReplication = maxRepl
+	})
+	ctx := context.Background()
+	for i, tc := range []struct {
+		name string
+		repl uint8
+		want int
+	}{
+		{"zero means the default", 0, def},
+		{"one", 1, 1},
+		{"between default and maximum", 4, 4},
+		{"the maximum", maxRepl, maxRepl},
+		{"above the maximum", maxRepl + 1, maxRepl},
+		{"largest on the wire", 255, maxRepl},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := key(i)
+			m := r.live()[i%nodes]
+			if err := m.svc.Put(ctx, k, value(i, 1), time.Hour, tc.repl); err != nil {
+				t.Fatalf("Put(%x, replication %d) = %v; want nil", k, tc.repl, err)
+			}
+			if h, _ := r.copies(i); h != tc.want {
+				t.Errorf("Put(%x, replication %d) on %d nodes: %d holders; want %d", k, tc.repl, nodes, h, tc.want)
+			}
+			for _, m := range r.live() {
+				if rec, err := m.db.Get(k); err == nil && int(rec.Replication) != tc.want {
+					t.Errorf("Put(%x, replication %d): %v keeps replication %d; want %d", k, tc.repl, m.info, rec.Replication, tc.want)
+				}
+			}
+		})
+	}
+}
+
 func TestCrashOfTwoNodesLosesNothing(t *testing.T) {
 	r := newRing(t, 8)
 	r.putAll(300, 1, 3)
@@ -412,6 +529,107 @@ func TestExpiredRecordsVanishAndAreSwept(t *testing.T) {
 		}
 		if n != 0 {
 			t.Errorf("%v still stores %d records after the sweep", m.info, n)
+		}
+	}
+}
+
+// TestExpiredRecordFromPeerIsNotFound: a node does not return a record that
+// has expired by its own clock, though the holders, whose clocks are behind,
+// still hand it out: neither the owner's copy nor a replica's.
+func TestExpiredRecordFromPeerIsNotFound(t *testing.T) {
+	ctx := context.Background()
+	k := key(1)
+	r := newFrozenRing(t, 5, k, value(1, 1), 3)
+	owner, _ := r.placement(k, 3)
+	by := r.bystanders(k)
+	if len(by) < 2 {
+		t.Fatalf("set-up: %d members hold no copy of %x; want 2", len(by), k)
+	}
+	// One reader's clock runs two hours ahead of the holders': to it, the
+	// record expired an hour ago. The other's agrees with theirs.
+	agrees, ahead := by[0], by[1]
+	ahead.svc.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	for _, tc := range []struct {
+		name    string
+		prepare func()
+	}{
+		{"owner reachable", func() {}},
+		{"owner unreachable", func() { r.net.Down(owner.info.Addr) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.prepare()
+			if got, err := agrees.svc.Get(ctx, k); err != nil || !bytes.Equal(got, value(1, 1)) {
+				t.Fatalf("Get(%x) via %v = %q, %v; want %q", k, agrees.info, got, err, value(1, 1))
+			}
+			if got, err := ahead.svc.Get(ctx, k); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Get(%x) via %v, clock 2h ahead = %q, %v; want %v", k, ahead.info, got, err, ErrNotFound)
+			}
+		})
+	}
+}
+
+// orderedGets is a transport that holds every dht.get call to node then
+// until the dht.get call to node first is over, so that first's answer is in
+// before then's. A call is over when the caller releases its context, as a
+// GET does once it has read the answer.
+type orderedGets struct {
+	chord.Transport
+	first, then chord.ID
+	over        chan struct{} // closed when first's call is over
+	once        sync.Once
+}
+
+func (o *orderedGets) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
+	switch {
+	case method != methodGet:
+	case to.ID == o.first:
+		context.AfterFunc(ctx, func() { o.once.Do(func() { close(o.over) }) })
+	case to.ID == o.then:
+		select {
+		case <-o.over:
+		case <-ctx.Done():
+			return fmt.Errorf("held until %v had answered: %w", o.first.Short(), ctx.Err())
+		}
+	}
+	return o.Transport.Call(ctx, to, method, args, reply)
+}
+
+// TestGetTakesNewestReplica: while the owner is unreachable, a GET is
+// answered by the replica holders, and it returns the newest version that
+// any of them holds, even when a holder that missed the last overwrite
+// answers first.
+func TestGetTakesNewestReplica(t *testing.T) {
+	ctx := context.Background()
+	k := key(1)
+	r := newFrozenRing(t, 5, k, value(1, 1), 3)
+	owner, hs := r.placement(k, 3)
+	stale, fresh := hs[0], hs[1]
+	// The first holder is away during the overwrite.
+	r.net.Down(stale.info.Addr)
+	if err := owner.svc.Put(ctx, k, value(1, 2), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	r.net.Up(stale.info.Addr)
+	for _, h := range []struct {
+		m    *member
+		want []byte
+	}{{owner, value(1, 2)}, {stale, value(1, 1)}, {fresh, value(1, 2)}} {
+		if rec, err := h.m.db.Get(k); err != nil || !bytes.Equal(rec.Value, h.want) {
+			t.Fatalf("set-up: %v holds %q, %v; want %q", h.m.info, rec.Value, err, h.want)
+		}
+	}
+	r.net.Down(owner.info.Addr)
+	client := r.bystanders(k)[0]
+	base := client.svc.tr // from here on only the GETs below call through it
+	// The holder that missed the overwrite answers first. orderedGets
+	// forces that order up to the hand-over of its answer, not up to the
+	// moment the GET takes it in, so a GET that kept the first answer could
+	// now and then end up with the newer one by luck of scheduling: a few
+	// reads rule that out.
+	for range 8 {
+		client.svc.tr = &orderedGets{Transport: base, first: stale.info.ID, then: fresh.info.ID, over: make(chan struct{})}
+		if got, err := client.svc.Get(ctx, k); err != nil || !bytes.Equal(got, value(1, 2)) {
+			t.Fatalf("Get(%x) = %q, %v; want %q", k, got, err, value(1, 2))
 		}
 	}
 }
