@@ -159,6 +159,10 @@ func (s *Server) SetLimits(cfg Config) error {
 	return nil
 }
 
+// Limits returns the configuration in force: the limits and timeouts of the
+// last SetLimits, or of NewServer before any; the other fields are NewServer's.
+func (s *Server) Limits() Config { return *s.limits.Load() }
+
 // Serve accepts connections on l and serves each in its own goroutine. It
 // returns ErrServerClosed after Shutdown or Close, or the listener's error.
 // It closes l when it returns.

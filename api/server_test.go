@@ -518,6 +518,9 @@ func TestSetLimits(t *testing.T) {
 	if err := srv.SetLimits(bad); err == nil {
 		t.Fatal("SetLimits(MaxInFlight 0) = nil; want an error")
 	}
+	if got := srv.Limits(); got.MaxConns != 1 || got.MaxInFlight != cfg.MaxInFlight {
+		t.Errorf("Limits() = MaxConns %d, MaxInFlight %d; want the last accepted 1, %d", got.MaxConns, got.MaxInFlight, cfg.MaxInFlight)
+	}
 	c2.send(api.Get{Key: key("d")})
 	c2.read()
 }

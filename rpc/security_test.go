@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -499,4 +500,103 @@ func TestHungPeerConnectionIsReplaced(t *testing.T) {
 	if p := pooled(); p == nil || p == first {
 		t.Fatal("no new connection after the hung one was dropped")
 	}
+}
+
+// TestServerVerifiesClientCertificate: the server itself checks a client's
+// certificate against the cluster CA. The client here plays an attacker who
+// holds the cluster HMAC key and accepts any server certificate, so that
+// nothing on its own side ends the connection: with a certificate from
+// another CA, only the server's check stands between it and the node. The
+// server must answer neither its hello nor its call, close the connection
+// and count a tls refusal. The same client with a certificate of the
+// cluster CA gets its call answered, so the refusal is the server's doing.
+func TestServerVerifiesClientCertificate(t *testing.T) {
+	ca, keys := cryptotest.NewCA(t), cryptotest.NewKeyring(t)
+	srv := startNode(t, cryptotest.NewIdentity(t, ca, "127.0.0.1:0"), keys, echo, DefaultServerConfig())
+	for _, tc := range []struct {
+		name    string
+		ca      *crypto.CA
+		refused bool
+	}{
+		{"cluster-ca", ca, false},
+		{"other-ca", cryptotest.NewCA(t), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := rejected(t, srv.reg, ReasonTLS)
+			me := cryptotest.NewIdentity(t, tc.ca, "127.0.0.1:0")
+			replies, err := callTrustingAnyServer(t, srv.info.Addr, me, keys, "who")
+			if !tc.refused {
+				if len(replies) != 2 {
+					t.Fatalf("call from the cluster CA: %d replies (%v); want the hello and the answer", len(replies), err)
+				}
+				var resp struct {
+					Result chord.ID `json:"result"`
+				}
+				if err := json.Unmarshal(replies[1], &resp); err != nil || resp.Result != me.ID {
+					t.Fatalf("who = %s (%v); want %v", replies[1], err, me.ID)
+				}
+				return
+			}
+			if len(replies) > 0 {
+				t.Fatalf("the server answered a client whose certificate is from another CA: %q", replies)
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("the server left the connection of a client from another CA open, unanswered: %v", err)
+			}
+			t.Logf("refused: %v", err)
+			waitFor(t, "the server to count a tls refusal", func() bool { return rejected(t, srv.reg, ReasonTLS) >= before+1 })
+			if got := rejected(t, srv.reg, ReasonTLS); got != before+1 {
+				t.Errorf("rejected{tls} = %v; want %v", got, before+1)
+			}
+		})
+	}
+}
+
+// callTrustingAnyServer connects to addr as id, trusting whatever
+// certificate the server presents, sends the hello and a call of method
+// signed with keys, and returns the frames it got back (the hello reply,
+// then the answer) and the error that ended the reading, if any. A refused
+// handshake returns no frames and its error.
+func callTrustingAnyServer(t *testing.T, addr string, id *crypto.Identity, keys *crypto.Keyring, method string) ([][]byte, error) {
+	t.Helper()
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		Certificates: []tls.Certificate{id.Certificate},
+		// The attacker's side: any server will do.
+		InsecureSkipVerify: true,
+	}
+	d := tls.Dialer{Config: cfg}
+	c, err := d.DialContext(ctxT(t), "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	// TLS 1.3: the handshake may look complete to the client before the
+	// server has checked its certificate; a refusal then shows on the
+	// writes or the reads. Write errors are left to the read to report.
+	var out []byte
+	for _, v := range []any{
+		hello{Protocol: protocolName, Version: ProtocolVersion},
+		map[string]any{"jsonrpc": "2.0", "id": 1, "method": method},
+	} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = appendFrame(out, keys, b)
+	}
+	_, _ = c.Write(out)
+	br := bufio.NewReader(c)
+	var replies [][]byte
+	for range 2 {
+		body, err := readFrame(br, DefaultMaxFrameSize, keys)
+		if err != nil {
+			return replies, err
+		}
+		replies = append(replies, body)
+	}
+	return replies, nil
 }

@@ -448,12 +448,15 @@ func (d *daemon) reload(load func() (config.Config, error)) {
 		d.log.Error("reload refused: configuration invalid", "error", err)
 		return
 	}
-	keys, err := crypto.LoadKeyring(next.HMACKeys)
+	// The files are read where the applied configuration names them: a path
+	// that changes only on restart keeps the running one.
+	applied, restart := d.cfg.Reload(next)
+	keys, err := crypto.LoadKeyring(applied.HMACKeys)
 	if err != nil {
 		d.log.Error("reload refused: hmac_keys", "error", err)
 		return
 	}
-	ident, err := crypto.LoadIdentity(next.TLSDir)
+	ident, err := crypto.LoadIdentity(applied.TLSDir)
 	if err != nil {
 		d.log.Error("reload refused: tls_dir", "error", err)
 		return
@@ -462,7 +465,6 @@ func (d *daemon) reload(load func() (config.Config, error)) {
 		d.log.Error("reload refused: tls_dir", "error", d.id.Reload(ident))
 		return
 	}
-	applied, restart := d.cfg.Reload(next)
 	if d.api != nil {
 		if err := d.api.SetLimits(apiConfig(applied)); err != nil {
 			d.log.Error("reload refused: api limits", "error", err)
