@@ -15,8 +15,8 @@ type Config struct {
 	// a node that changes port on restart is found again only through its
 	// peers' successor lists). Required; no default.
 	P2PAddress string `toml:"p2p_address"`
-	// APIAddress is HOST:PORT of the client API (SPEC section 1). "" runs a
-	// node with no client API. Port 0 picks a free port. Default
+	// APIAddress is HOST:PORT of the client API (the DHT PUT/GET protocol,
+	// docs/protocol.md). "" runs a node with no client API. Port 0 picks a free port. Default
 	// "127.0.0.1:7401".
 	APIAddress string `toml:"api_address"`
 	// AdminAddress is HOST:PORT of the admin HTTP server (/metrics, /healthz,
