@@ -15,12 +15,12 @@ type Config struct {
 	// a node that changes port on restart is found again only through its
 	// peers' successor lists). Required; no default.
 	P2PAddress string `toml:"p2p_address"`
-	// APIAddress is HOST:PORT of the client API (SPEC section 1). "" runs a
-	// node with no client API. Port 0 picks a free port. Default
+	// APIAddress is HOST:PORT of the client API (the DHT PUT/GET protocol,
+	// docs/protocol.md). "" runs a node with no client API. Port 0 picks a free port. Default
 	// "127.0.0.1:7401".
 	APIAddress string `toml:"api_address"`
 	// AdminAddress is HOST:PORT of the admin HTTP server (/metrics, /healthz,
-	// /readyz, /status). "" turns it off. Port 0 picks a free port. Default
+	// /readyz, /status, /ring, /backup, /debug/pprof/). "" turns it off. Port 0 picks a free port. Default
 	// "127.0.0.1:7410".
 	AdminAddress string `toml:"admin_address"`
 	// Bootstrap lists HOST:PORT peer addresses used to join a ring. Empty
@@ -56,8 +56,9 @@ type APIConfig struct {
 	// MaxConns is the most concurrent client connections; further
 	// connections are closed at once. Default 1024.
 	MaxConns int `toml:"max_conns"`
-	// MaxInFlight is the most GETs in progress per connection; beyond it the
-	// server stops reading from that connection (back-pressure). Default 64.
+	// MaxInFlight is the most requests (GETs and PUTs) in progress per
+	// connection; beyond it the server stops reading from that connection
+	// (back-pressure). Default 64.
 	MaxInFlight int `toml:"max_in_flight"`
 	// ReadTimeout is how long a client may take to complete a message it
 	// started. Default 10s.
@@ -65,8 +66,8 @@ type APIConfig struct {
 	// IdleTimeout closes a connection with no request for this long.
 	// Default 5m.
 	IdleTimeout Duration `toml:"idle_timeout"`
-	// RequestTimeout bounds one GET (lookup and fetch); on expiry the client
-	// gets DHT FAILURE. Default 5s.
+	// RequestTimeout bounds one request: a GET (lookup and fetch) past it is
+	// answered DHT FAILURE, a PUT past it is given up. Default 5s.
 	RequestTimeout Duration `toml:"request_timeout"`
 }
 
@@ -124,11 +125,11 @@ type RPCConfig struct {
 	// least 131072 (a record of 65535 bytes with its envelope). Default
 	// 4194304 (4 MiB).
 	MaxFrameBytes int `toml:"max_frame_bytes"`
-	// MaxHandlers bounds the RPCs served at once, over all connections.
-	// Default 256.
+	// MaxHandlers bounds the record calls (dht.*) served at once, over all
+	// connections; ring calls have slots of their own. Default 256.
 	MaxHandlers int `toml:"max_handlers"`
-	// IdleTimeout closes a pooled connection unused for this long.
-	// Default 2m.
+	// IdleTimeout closes an outgoing pooled connection that carried no call
+	// for this long. Default 2m.
 	IdleTimeout Duration `toml:"idle_timeout"`
 }
 

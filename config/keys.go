@@ -45,9 +45,10 @@ func (c *Config) fields() map[string]reflect.Value {
 	return m
 }
 
-// ReloadableKeys returns the keys a running node applies on SIGHUP: the log
-// level, the client API limits and the HMAC keyring file (re-read, so keys
-// rotate without a restart). Every other key needs a restart.
+// ReloadableKeys returns the keys a running node applies on SIGHUP: the TLS
+// directory and the HMAC keyring file (both re-read, so certificates and keys
+// rotate without a restart), the log level and the client API limits. Every
+// other key needs a restart.
 func ReloadableKeys() []string {
 	return []string{
 		"tls_dir",

@@ -11,7 +11,9 @@
 // # Calls between nodes
 //
 // All calls use chord.Transport; parameters and results are JSON objects.
-// Keys and positions are 64 hex digits, values base64, expiry unix nanoseconds.
+// Keys (the 32-byte DHT keys, not their positions) and positions are 64 hex
+// digits, values base64, expiry unix nanoseconds, versions {clock, node}.
+// A record is {key, value, expiry, version, replication}.
 //
 //	dht.put      {key, value, expiry, replication}      -> {version}        owner assigns the version and replicates
 //	dht.get      {key}                                  -> record | not found
@@ -23,6 +25,8 @@
 //	dht.versions {from, to, min_replication, buckets, after, limit} -> {entries, next}
 //	dht.fetch    {keys}                                 -> {records, rest}  live records among keys; rest: keys
 //	                                                                           left for another call (size cap)
+//	dht.recheck  {}                                     -> {}               the receiver left the caller's replication
+//	                                                                           window: it runs a maintenance round soon
 //
 // A digest or version list covers the records whose requested replication is
 // at least min_replication: the holder at index i of the owner's successor list

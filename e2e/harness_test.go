@@ -464,7 +464,8 @@ func (n *Node) Restart(bootstrap ...string) {
 	n.Start(bootstrap...)
 }
 
-// Status is the JSON of /status (SPEC section 3).
+// Status is the JSON of a node's admin /status (chord.Status), the fields the
+// tests look at.
 type Status struct {
 	ID          chord.ID         `json:"id"`
 	Address     string           `json:"address"`

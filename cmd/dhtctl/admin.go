@@ -28,7 +28,8 @@ func adminFlag() *cli.StringFlag {
 	}
 }
 
-// nodeStatus is the JSON a node's /status serves (SPEC.md section 3).
+// nodeStatus is the JSON a node's admin /status serves (chord.Status; the
+// admin endpoints are listed in docs/configuration.md).
 type nodeStatus struct {
 	ID          string     `json:"id"`
 	Address     string     `json:"address"`

@@ -32,6 +32,7 @@ type benchOptions struct {
 	ttl         uint16
 	replication uint8
 	putConfirm  bool
+	preload     bool          // put and confirm every key before the timed run
 	timeout     time.Duration // per operation
 }
 
@@ -48,19 +49,26 @@ type latencyReport struct {
 
 // benchReport is what bench prints; --json prints it as one object.
 type benchReport struct {
-	Addrs       []string      `json:"addrs"`
-	Concurrency int           `json:"concurrency"`
-	ValueSize   int           `json:"value_size"`
-	Keys        int           `json:"keys"`
-	PutConfirm  bool          `json:"put_confirm"`
-	Ops         int64         `json:"ops"`
-	Seconds     float64       `json:"seconds"`
-	OpsPerSec   float64       `json:"ops_per_sec"`
-	Put         latencyReport `json:"put"`
-	Get         latencyReport `json:"get"`
+	Addrs       []string `json:"addrs"`
+	Concurrency int      `json:"concurrency"`
+	ValueSize   int      `json:"value_size"`
+	Keys        int      `json:"keys"`
+	PutConfirm  bool     `json:"put_confirm"`
+	// Preloaded counts the keys put and confirmed by --preload before the
+	// timed run; PreloadFailed those whose confirming GET answered FAILURE.
+	Preloaded      int64         `json:"preloaded"`
+	PreloadFailed  int64         `json:"preload_failed"`
+	PreloadSeconds float64       `json:"preload_seconds"`
+	Ops            int64         `json:"ops"`
+	Seconds        float64       `json:"seconds"`
+	OpsPerSec      float64       `json:"ops_per_sec"`
+	Put            latencyReport `json:"put"`
+	Get            latencyReport `json:"get"`
 	// GetHits answered SUCCESS; GetMisses answered FAILURE for a key this
 	// run had not put yet; FailedGets answered FAILURE for a key it had put
-	// earlier on the same connection (a lost or unreadable write).
+	// (written without error) earlier on the same connection: a lost or
+	// unreadable write. Without --preload a GET-only run puts nothing, so
+	// every FAILURE in it is a miss and FailedGets stays 0.
 	GetHits    int64 `json:"get_hits"`
 	GetMisses  int64 `json:"get_misses"`
 	FailedGets int64 `json:"failed_gets"`
@@ -75,7 +83,11 @@ type benchReport struct {
 type benchWorker struct {
 	putLat, getLat             []time.Duration
 	hits, misses, failed, errs int64
+	preloaded, preloadFailed   int64
 	firstErr                   error
+	// wasPut[j] is set once the worker's j-th key has been put without
+	// error on this worker's connection.
+	wasPut []bool
 }
 
 func (st *benchWorker) fail(err error) {
@@ -96,8 +108,11 @@ failed GETs: GETs of a key the bench had PUT earlier that came back FAILURE.
 Each of --concurrency connections (spread over the --api addresses in turn)
 runs one request at a time on its own share of the --keys key space
 ("bench-0", "bench-1", ... zero-padded to 32 bytes), so that read-your-writes
-on a connection makes a failed GET a real loss. A short --ttl lets records
-expire and shows up as failed GETs.
+on a connection makes a failed GET a real loss. A GET of a key the run has
+not put yet that answers FAILURE is a miss, not a failure; so a GET-only run
+counts failures only with --preload, which first puts every key of the key
+space once on its connection and confirms it with a GET (not timed, not in
+the ops count). A short --ttl lets records expire and shows up as failed GETs.
 
 PUT latency: the protocol has no reply to a PUT, so by default a PUT's latency
 is the time to write it to the connection. With --put-confirm each PUT is
@@ -121,6 +136,7 @@ A progress bar is drawn on stderr when it is a terminal (not with --json).`,
 			ttlFlag(),
 			replicationFlag(),
 			&cli.BoolFlag{Name: "put-confirm", Usage: "time each PUT with a confirming GET on the same connection"},
+			&cli.BoolFlag{Name: "preload", Usage: "before the timed run, put and confirm every key once, so that every GET is of a stored key"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of one operation"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object, no progress bar"},
 		},
@@ -156,6 +172,7 @@ func benchOptionsFrom(cctx *cli.Context) (benchOptions, error) {
 		getRatio:    cctx.Float64("get-ratio"),
 		keys:        cctx.Int("keys"),
 		putConfirm:  cctx.Bool("put-confirm"),
+		preload:     cctx.Bool("preload"),
 		timeout:     cctx.Duration("timeout"),
 	}
 	for _, a := range strings.Split(cctx.String("api"), ",") {
@@ -222,6 +239,19 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar boo
 		clients[i] = c
 	}
 
+	workers := make([]benchWorker, o.concurrency)
+	for w := range workers {
+		workers[w].wasPut = make([]bool, workerKeys(o, w))
+	}
+	var preloadTime time.Duration
+	if o.preload {
+		start := time.Now()
+		if err := preload(ctx, o, clients, workers); err != nil {
+			return benchReport{}, err
+		}
+		preloadTime = time.Since(start)
+	}
+
 	runCtx := ctx
 	if o.duration > 0 {
 		var cancel context.CancelFunc
@@ -235,7 +265,6 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar boo
 	}
 	stopBar := startBar(stderr, showBar, barMax, &done)
 
-	workers := make([]benchWorker, o.concurrency)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -249,7 +278,8 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar boo
 
 	rep := benchReport{
 		Addrs: o.addrs, Concurrency: o.concurrency, ValueSize: o.valueSize, Keys: o.keys,
-		PutConfirm: o.putConfirm, Ops: done.Load(), Seconds: elapsed.Seconds(),
+		PutConfirm: o.putConfirm, PreloadSeconds: preloadTime.Seconds(),
+		Ops: done.Load(), Seconds: elapsed.Seconds(),
 	}
 	if elapsed > 0 {
 		rep.OpsPerSec = float64(rep.Ops) / elapsed.Seconds()
@@ -263,6 +293,8 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar boo
 		rep.GetMisses += w.misses
 		rep.FailedGets += w.failed
 		rep.Errors += w.errs
+		rep.Preloaded += w.preloaded
+		rep.PreloadFailed += w.preloadFailed
 		if w.firstErr != nil && rep.FirstError == "" {
 			rep.FirstError = w.firstErr.Error()
 		}
@@ -308,18 +340,67 @@ func startBar(stderr io.Writer, show bool, max int64, done *atomic.Int64) (stop 
 	}
 }
 
+// workerKeys is the number of keys worker w owns: w, w+concurrency,
+// w+2*concurrency, ... below o.keys.
+func workerKeys(o benchOptions, w int) int {
+	return (o.keys - w + o.concurrency - 1) / o.concurrency
+}
+
+// benchValue is a value of o.valueSize random lower-case letters.
+func benchValue(o benchOptions, rng *rand.Rand) []byte {
+	value := make([]byte, o.valueSize)
+	for i := range value {
+		value[i] = byte('a' + rng.IntN(26))
+	}
+	return value
+}
+
+// preload puts every key of each worker's share once on the worker's
+// connection and confirms it with a GET there (read-your-writes makes the GET
+// wait for the PUT), all workers at once. A confirming GET that answers
+// FAILURE is counted in preloadFailed; the key still counts as put, so the
+// run's GETs of it count as failed too. Any other error ends the bench,
+// whose figures would otherwise mean nothing.
+func preload(ctx context.Context, o benchOptions, clients []*api.Client, workers []benchWorker) error {
+	errs := make([]error, len(workers))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			st := &workers[w]
+			value := benchValue(o, rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano()))))
+			for j := range st.wasPut {
+				k := benchKey(w + j*o.concurrency)
+				octx, cancel := context.WithTimeout(ctx, o.timeout)
+				err := clients[w].Put(octx, api.Put{TTL: o.ttl, Replication: o.replication, Key: k, Value: value})
+				if err == nil {
+					st.wasPut[j] = true
+					_, err = clients[w].Get(octx, k)
+				}
+				cancel()
+				switch {
+				case err == nil:
+					st.preloaded++
+				case errors.Is(err, api.ErrNotFound):
+					st.preloadFailed++
+				default:
+					errs[w] = fmt.Errorf("preload %q: %w", strings.TrimRight(string(k[:]), "\x00"), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // runWorker runs operations on c until the run's ops are issued or ctx
 // ends, and returns the client it ended with: when a connection fails it
 // dials a new one. Worker w owns the keys w, w+concurrency,
 // w+2*concurrency, ...
 func runWorker(ctx context.Context, o benchOptions, w int, c *api.Client, st *benchWorker, issued, done *atomic.Int64) *api.Client {
 	rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-	nkeys := (o.keys - w + o.concurrency - 1) / o.concurrency
-	wasPut := make([]bool, nkeys)
-	value := make([]byte, o.valueSize)
-	for i := range value {
-		value[i] = byte('a' + rng.IntN(26))
-	}
+	nkeys := len(st.wasPut)
+	value := benchValue(o, rng)
 	for ctx.Err() == nil {
 		if o.duration == 0 && issued.Add(1) > o.ops {
 			return c
@@ -345,7 +426,7 @@ func runWorker(ctx context.Context, o benchOptions, w int, c *api.Client, st *be
 			switch {
 			case err == nil:
 				st.hits++
-			case errors.Is(err, api.ErrNotFound) && wasPut[j]:
+			case errors.Is(err, api.ErrNotFound) && st.wasPut[j]:
 				st.failed++
 			case errors.Is(err, api.ErrNotFound):
 				st.misses++
@@ -373,8 +454,9 @@ func runWorker(ctx context.Context, o benchOptions, w int, c *api.Client, st *be
 					return c
 				}
 				st.fail(err)
+			} else {
+				st.wasPut[j] = true
 			}
-			wasPut[j] = true
 			st.putLat = append(st.putLat, lat)
 		}
 		cancel()
@@ -400,6 +482,10 @@ func summarise(lat []time.Duration) latencyReport {
 }
 
 func printBench(w io.Writer, r benchReport) {
+	if r.Preloaded+r.PreloadFailed > 0 {
+		fmt.Fprintf(w, "preload: %d keys put and confirmed in %.2fs, %d not readable after their PUT\n",
+			r.Preloaded, r.PreloadSeconds, r.PreloadFailed)
+	}
 	fmt.Fprintf(w, "%d ops in %.2fs against %s (%d connections, %d-byte values, %d keys): %.0f ops/s\n",
 		r.Ops, r.Seconds, strings.Join(r.Addrs, ","), r.Concurrency, r.ValueSize, r.Keys, r.OpsPerSec)
 	putNote := "time to write the PUT; the protocol does not acknowledge PUTs (see --put-confirm)"

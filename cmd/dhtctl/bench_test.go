@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -86,6 +87,45 @@ func TestBenchFailedGets(t *testing.T) {
 	}
 	if rep.FailedGets+rep.GetMisses != rep.Get.Count {
 		t.Fatalf("failed %d + misses %d != GETs %d", rep.FailedGets, rep.GetMisses, rep.Get.Count)
+	}
+}
+
+// TestBenchGetOnly: in a GET-only run, a FAILURE counts as a failed GET only
+// for keys that --preload put first; without it every FAILURE is a miss.
+func TestBenchGetOnly(t *testing.T) {
+	const ops, keys = 60, 12
+	tests := []struct {
+		name                 string
+		svc                  api.Service
+		preload              bool
+		wantPreloaded        int64
+		wantPreloadFailed    int64
+		wantHits, wantMisses int64
+		wantFailed           int64
+	}{
+		{"no preload, empty node", apitest.NewMemService(), false, 0, 0, 0, ops, 0},
+		{"preload, healthy node", apitest.NewMemService(), true, keys, 0, ops, 0, 0},
+		{"preload, node that loses PUTs", dropPuts{}, true, 0, keys, 0, 0, ops},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, addr := serveWith(t, tt.svc)
+			args := []string{"--api", addr, "--ops", strconv.Itoa(ops), "-c", "3", "--keys", strconv.Itoa(keys), "--get-ratio", "1"}
+			if tt.preload {
+				args = append(args, "--preload")
+			}
+			rep := runBenchJSON(t, args...)
+			if rep.Preloaded != tt.wantPreloaded || rep.PreloadFailed != tt.wantPreloadFailed {
+				t.Errorf("preloaded %d, preload failed %d; want %d, %d", rep.Preloaded, rep.PreloadFailed, tt.wantPreloaded, tt.wantPreloadFailed)
+			}
+			if rep.Put.Count != 0 || rep.Get.Count != ops {
+				t.Errorf("timed %d PUTs, %d GETs; want 0, %d (preload is not timed)", rep.Put.Count, rep.Get.Count, ops)
+			}
+			if rep.GetHits != tt.wantHits || rep.GetMisses != tt.wantMisses || rep.FailedGets != tt.wantFailed || rep.Errors != 0 {
+				t.Errorf("hits %d, misses %d, failed %d, errors %d; want %d, %d, %d, 0",
+					rep.GetHits, rep.GetMisses, rep.FailedGets, rep.Errors, tt.wantHits, tt.wantMisses, tt.wantFailed)
+			}
+		})
 	}
 }
 

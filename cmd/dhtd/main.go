@@ -5,7 +5,8 @@
 // Configuration comes from defaults, then the file given with --config (TOML,
 // or a course-style INI file when the name ends in .ini), then the flags.
 // SIGTERM or SIGINT leaves the ring gracefully; a second one exits at once.
-// SIGHUP reloads the log level, the API limits and the HMAC keyring.
+// SIGHUP reloads the log level, the API limits, the HMAC keyring and the
+// node certificate and CA bundle (tls_dir).
 package main
 
 import (
@@ -50,7 +51,7 @@ func newApp(stderr io.Writer, serve serveFunc) *cli.App {
 			"(TOML; a course-style INI file when the name ends in .ini), then the flags below.\n" +
 			"Without --bootstrap the node rejoins through the peers it remembers, or starts a new ring.\n" +
 			"SIGTERM/SIGINT: graceful leave (a second signal exits at once). SIGHUP: reload log level,\n" +
-			"API limits and the HMAC keyring.",
+			"API limits, the HMAC keyring and the TLS files (tls_dir).",
 		Writer:          stderr,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,

@@ -56,7 +56,7 @@ type options struct {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	sizes := fs.String("n", "64,256,1024,4096", "ring sizes to simulate, comma separated")
+	sizes := fs.String("n", "64,256,1024,4096", "ring sizes to simulate, comma separated (empty: none, churn runs only)")
 	lookups := fs.Int("lookups", 2000, "cold lookups per ring size")
 	warmNodes := fs.Int("warm-nodes", 10, "requesting nodes for the warm measurement")
 	warmup := fs.Int("warmup", 1000, "lookups of random keys each warm node does before it is measured")
@@ -72,6 +72,9 @@ func run(args []string) error {
 	o := options{lookups: *lookups, warmNodes: *warmNodes, warmup: *warmup, churnN: *churnN,
 		churnFor: *churnFor, lookupHz: *lookupHz, seed: *seed, listLen: *listLen}
 	for _, s := range strings.Split(*sizes, ",") {
+		if strings.TrimSpace(s) == "" {
+			continue // -n "": churn runs only
+		}
 		v, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || v < 2 {
 			return fmt.Errorf("-n: bad size %q", s)
