@@ -28,8 +28,9 @@ import (
 // Bounds of the acknowledgement machinery.
 const (
 	// maxUnconfirmed bounds the records the owner has stored but not yet on
-	// their quorum; a PUT that finds the table full fails as overloaded.
-	maxUnconfirmed = 1 << 16
+	// their quorum (each keeps the version served meanwhile, up to 64 KiB);
+	// a PUT that finds the table full fails as overloaded.
+	maxUnconfirmed = 4096
 	// maxRepairKeys bounds the keys queued for immediate repair, over all
 	// holders; beyond it a maintenance round is started instead.
 	maxRepairKeys = 1 << 16
