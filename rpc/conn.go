@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -275,6 +276,7 @@ func (w *wire) writeBatch(f *frameBuf, limit int) error {
 	if err := w.conn.SetWriteDeadline(time.Now().Add(w.frameTimeout)); err != nil {
 		return err
 	}
+	yielded := false
 	for n := 0; ; n++ {
 		if f != nil {
 			w.seal(f)
@@ -291,6 +293,17 @@ func (w *wire) writeBatch(f *frameBuf, limit int) error {
 		case f = <-w.out:
 			continue
 		default:
+		}
+		if !yielded {
+			// Let callers that are about to queue a frame do so, so that
+			// it leaves with this batch rather than in a write of its own.
+			yielded = true
+			runtime.Gosched()
+			select {
+			case f = <-w.out:
+				continue
+			default:
+			}
 		}
 		break
 	}
