@@ -11,12 +11,13 @@ import (
 	"github.com/durachord/durachord/crypto/cryptotest"
 )
 
-// benchPair starts a server and a client on loopback.
-func benchPair(b *testing.B) (*Client, chord.NodeInfo) {
+// benchPair starts a server answering with h and a client on loopback,
+// with the connection already open.
+func benchPair(b *testing.B, h chord.Handler) (*Client, chord.NodeInfo) {
 	b.Helper()
 	ca, keys := cryptotest.NewCA(b), cryptotest.NewKeyring(b)
 	srvID := cryptotest.NewIdentity(b, ca, "127.0.0.1:0")
-	srv, err := NewServer(DefaultServerConfig(), srvID, keys, echo)
+	srv, err := NewServer(DefaultServerConfig(), srvID, keys, h)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,11 +36,7 @@ func benchPair(b *testing.B) (*Client, chord.NodeInfo) {
 		_ = srv.Close()
 		<-served
 	})
-	to := chord.NodeInfo{ID: srvID.ID, Addr: l.Addr().String()}
-	if err := cli.Call(context.Background(), to, "echo", 0, nil); err != nil {
-		b.Fatal(err)
-	}
-	return cli, to
+	return cli, chord.NodeInfo{ID: srvID.ID, Addr: l.Addr().String()}
 }
 
 type benchArgs struct {
@@ -49,7 +46,7 @@ type benchArgs struct {
 
 // BenchmarkCall measures one call at a time on the pooled connection.
 func BenchmarkCall(b *testing.B) {
-	cli, to := benchPair(b)
+	cli, to := benchPair(b, echo)
 	args := benchArgs{Key: chord.ID{1}, Value: make([]byte, 100)}
 	var reply benchArgs
 	b.ReportAllocs()
@@ -62,7 +59,7 @@ func BenchmarkCall(b *testing.B) {
 
 // BenchmarkCallParallel measures concurrent calls sharing one connection.
 func BenchmarkCallParallel(b *testing.B) {
-	cli, to := benchPair(b)
+	cli, to := benchPair(b, echo)
 	args := benchArgs{Key: chord.ID{1}, Value: make([]byte, 100)}
 	b.ReportAllocs()
 	b.SetParallelism(8)
@@ -117,32 +114,11 @@ var getHandler = chord.HandlerFunc(func(_ context.Context, _ chord.ID, method st
 
 var benchValue = bytes.Repeat([]byte{'v'}, 100)
 
-// getPair starts a server answering dht.get and a client on loopback, with
-// the connection already open.
+// getPair starts a server answering dht.get and a client on loopback,
+// with the connection already open.
 func getPair(b *testing.B) (*Client, chord.NodeInfo) {
 	b.Helper()
-	ca, keys := cryptotest.NewCA(b), cryptotest.NewKeyring(b)
-	srvID := cryptotest.NewIdentity(b, ca, "127.0.0.1:0")
-	srv, err := NewServer(DefaultServerConfig(), srvID, keys, getHandler)
-	if err != nil {
-		b.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	cli, err := NewClient(DefaultClientConfig(), cryptotest.NewIdentity(b, ca, "127.0.0.1:0"), keys)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cli.Close()
-		_ = srv.Close()
-		<-served
-	})
-	to := chord.NodeInfo{ID: srvID.ID, Addr: l.Addr().String()}
+	cli, to := benchPair(b, getHandler)
 	var reply getReply
 	if err := cli.Call(context.Background(), to, "dht.get", getArgs{Key: chord.ID{1}}, &reply); err != nil {
 		b.Fatal(err)

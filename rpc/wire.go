@@ -182,46 +182,49 @@ const hexDigit = "0123456789abcdef"
 // names, if not nil, interns method names: a connection sees the same few
 // over and over.
 func parseMessage(body []byte, names names) (message, error) {
+	// Each member's raw value, nil if absent (a value is never empty).
 	var (
-		m                                      message
-		version, method, id, params, meta      []byte
-		result, errObj                         []byte
-		hasVersion, hasMethod, hasID           bool
-		hasParams, hasResult, hasError, hasMet bool
+		m                                 message
+		version, method, id, params, meta []byte
+		result, errObj                    []byte
 	)
 	err := eachMember(body, func(key, val []byte) error {
-		var dup bool
+		var slot *[]byte
 		switch string(key) {
 		case "jsonrpc":
-			dup, hasVersion, version = hasVersion, true, val
+			slot = &version
 		case "method":
-			dup, hasMethod, method = hasMethod, true, val
+			slot = &method
 		case "id":
-			dup, hasID, id = hasID, true, val
+			slot = &id
 		case "params":
-			dup, hasParams, params = hasParams, true, val
+			slot = &params
 		case "meta":
-			dup, hasMet, meta = hasMet, true, val
+			slot = &meta
 		case "result":
-			dup, hasResult, result = hasResult, true, val
+			slot = &result
 		case "error":
-			dup, hasError, errObj = hasError, true, val
+			slot = &errObj
+		default:
+			return nil
 		}
-		if dup {
+		if *slot != nil {
 			return fmt.Errorf("%w: member %q twice", errSyntax, key)
 		}
+		*slot = val
 		return nil
 	})
+	hasID, hasResult, hasError := id != nil, result != nil, errObj != nil
 	if err != nil {
 		return m, err
 	}
-	if !hasVersion || string(version) != `"2.0"` {
+	if string(version) != `"2.0"` {
 		return m, fmt.Errorf("%w: jsonrpc member is not \"2.0\"", errSyntax)
 	}
 	if hasID && id[0] != '"' && id[0] != '-' && (id[0] < '0' || id[0] > '9') && string(id) != "null" {
 		return m, fmt.Errorf("%w: id %.40s is not a number or a string", errSyntax, id)
 	}
-	if hasMethod {
+	if method != nil {
 		if hasResult || hasError {
 			return m, fmt.Errorf("%w: a request with a result or error", errSyntax)
 		}
@@ -232,13 +235,13 @@ func parseMessage(body []byte, names names) (message, error) {
 		if hasID {
 			m.req.id = id
 		}
-		if hasParams {
+		if params != nil {
 			if params[0] != '{' && params[0] != '[' {
 				return m, fmt.Errorf("%w: params is neither an object nor an array", errSyntax)
 			}
 			m.req.params = params
 		}
-		if hasMet {
+		if meta != nil {
 			if m.req.timeoutMS, m.req.scalarParams, err = parseMeta(meta); err != nil {
 				return m, err
 			}
