@@ -67,22 +67,18 @@ func (f *frameBuf) appendJSON(v any) error {
 // appendRequest appends a request calling method with args (nil: no
 // params), encoded once. JSON-RPC 2.0 params are structured: args that
 // encode as neither an object nor an array travel as the only element of an
-// array, marked in meta so that the handler gets the args themselves. A nil
-// pointer sends no params.
+// array, marked in meta so that the handler gets the args themselves (null
+// for a nil pointer).
 func (f *frameBuf) appendRequest(id uint64, method string, args any, timeoutMS int64) error {
 	f.b = appendRequestHead(f.b, id, method)
 	scalar := false
 	if args != nil {
-		head := len(f.b)
 		f.b = append(f.b, `,"params":`...)
 		at := len(f.b)
 		if err := f.appendJSON(args); err != nil {
 			return err
 		}
-		switch params := f.b[at:]; {
-		case string(params) == "null":
-			f.b = f.b[:head]
-		case params[0] != '{' && params[0] != '[':
+		if params := f.b[at:]; params[0] != '{' && params[0] != '[' {
 			f.b = append(f.b, 0)
 			copy(f.b[at+1:], f.b[at:len(f.b)-1])
 			f.b[at] = '['
