@@ -49,8 +49,13 @@ type Server struct {
 	shuttingDown bool
 
 	connWG    sync.WaitGroup // connection goroutines
-	handlerWG sync.WaitGroup // handler goroutines
-	closeOnce sync.Once
+	handlerWG sync.WaitGroup // calls being handled
+	workerWG  sync.WaitGroup // handler goroutines, running a call or idle
+	// jobs hands a call to an idle handler goroutine; idleWorkers counts
+	// those waiting on it.
+	jobs        chan func()
+	idleWorkers atomic.Int32
+	closeOnce   sync.Once
 }
 
 type serverConn struct {
@@ -88,6 +93,7 @@ func NewServer(cfg ServerConfig, id *crypto.Identity, keys *crypto.Keyring, h ch
 		tlsCfg:    noDynamicRecords(id.ServerConfig()),
 		sem:       make(chan struct{}, cfg.MaxHandlers),
 		ctrl:      make(chan struct{}, ctrlHandlers),
+		jobs:      make(chan func()),
 		baseCtx:   ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
@@ -353,6 +359,7 @@ func (s *Server) closeAll() {
 	})
 	s.connWG.Wait()
 	s.handlerWG.Wait()
+	s.workerWG.Wait()
 }
 
 // ctrlHandlers is the number of ring calls (chord.*) served at once; they
@@ -428,7 +435,9 @@ func (h *connHandler) dispatch(f *frameBuf, req request) {
 			return
 		}
 	}
-	s.handlerWG.Go(func() {
+	s.handlerWG.Add(1)
+	s.run(func() {
+		defer s.handlerWG.Done()
 		defer s.bufs.put(f)
 		hctx, cancel := context.WithTimeout(s.baseCtx, timeout)
 		defer cancel()
@@ -460,6 +469,39 @@ func (h *connHandler) dispatch(f *frameBuf, req request) {
 		}
 		h.reply(req, result)
 	})
+}
+
+// maxIdleWorkers bounds the handler goroutines kept waiting for the next
+// call. A call runs on one of them rather than on a new goroutine, whose
+// stack would grow again while it decodes and encodes.
+const maxIdleWorkers = 64
+
+// run runs job on an idle handler goroutine, or a new one.
+func (s *Server) run(job func()) {
+	select {
+	case s.jobs <- job:
+	default:
+		s.workerWG.Go(func() { s.work(job) })
+	}
+}
+
+// work runs job, then the jobs handed to it while it is idle, until there
+// are maxIdleWorkers idle already or the server closes.
+func (s *Server) work(job func()) {
+	for {
+		job()
+		if s.idleWorkers.Add(1) > maxIdleWorkers {
+			s.idleWorkers.Add(-1)
+			return
+		}
+		select {
+		case job = <-s.jobs:
+			s.idleWorkers.Add(-1)
+		case <-s.baseCtx.Done():
+			s.idleWorkers.Add(-1)
+			return
+		}
+	}
 }
 
 // reply answers req with result, encoded once into the frame.
