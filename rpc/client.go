@@ -41,7 +41,7 @@ type Client struct {
 	bufs  bufPool   // frame buffers
 	calls sync.Pool // *pendingCall
 
-	wg sync.WaitGroup // dial and connection-watch goroutines
+	wg sync.WaitGroup // dial goroutines and each connection's reader and writer
 }
 
 type poolKey struct {

@@ -56,7 +56,9 @@
 // (together with ServerConfig.HandlerTimeout); "scalar_params":true says
 // that params is a one-element array around args that are neither an object
 // nor an array (JSON-RPC 2.0 params are structured), and the handler gets
-// the element. Notifications (no id) are ignored. A handler that panics is
+// the element. The params a handler gets are part of a reused frame
+// buffer: valid until the handler returns (decode them, do not keep them).
+// Notifications (no id) are ignored. A handler that panics is
 // answered with chord.ErrInternal and logged; the node keeps running.
 // Errors travel as JSON-RPC error objects whose code is chord.ErrorCode of
 // the handler's error; the client turns them back into *chord.RemoteError,
