@@ -457,6 +457,41 @@ func TestKeyringSignVerifyRotate(t *testing.T) {
 	}
 }
 
+// TestMACReuse: a reused MAC signs and verifies exactly as its keyring does,
+// message after message, and follows Replace.
+func TestMACReuse(t *testing.T) {
+	kr, _ := crypto.NewKeyring(key(1))
+	m := kr.NewMAC()
+	check := func(step string) {
+		t.Helper()
+		for _, msg := range [][]byte{[]byte("first"), []byte("second, longer than the first"), []byte("first")} {
+			if got, want := m.AppendSign(nil, msg), kr.Sign(msg); !bytes.Equal(got, want) {
+				t.Fatalf("%s: MAC.AppendSign(%q) = %x; want %x", step, msg, got, want)
+			}
+			if !m.Verify(msg, kr.Sign(msg)) {
+				t.Fatalf("%s: MAC.Verify(%q, own signature) = false", step, msg)
+			}
+			if m.Verify(append([]byte("x"), msg...), kr.Sign(msg)) {
+				t.Fatalf("%s: MAC.Verify(altered %q) = true", step, msg)
+			}
+		}
+	}
+	check("first key")
+	old := kr.Sign([]byte("m"))
+	both, _ := crypto.NewKeyring(key(2), key(1))
+	kr.Replace(both)
+	check("rotating")
+	if !m.Verify([]byte("m"), old) {
+		t.Fatal("MAC.Verify(signed with the second key) = false during a rotation")
+	}
+	fresh, _ := crypto.NewKeyring(key(2))
+	kr.Replace(fresh)
+	check("rotated")
+	if m.Verify([]byte("m"), old) {
+		t.Fatal("MAC.Verify(signed with a retired key) = true")
+	}
+}
+
 func TestKeyringReplaceConcurrent(t *testing.T) {
 	kr, _ := crypto.NewKeyring(key(1))
 	next, _ := crypto.NewKeyring(key(2), key(1))

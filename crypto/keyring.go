@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -148,4 +149,57 @@ func (kr *Keyring) Len() int { return len(*kr.keys.Load()) }
 // (reloading the keys file on SIGHUP).
 func (kr *Keyring) Replace(other *Keyring) {
 	kr.keys.Store(other.keys.Load())
+}
+
+// MAC is a reusable HMAC state over a keyring's keys, for one goroutine at a
+// time: it signs and verifies like the keyring without setting up a new
+// HMAC per message. It follows Replace: the next message after a change uses
+// the new keys.
+type MAC struct {
+	kr   *Keyring
+	keys *[][]byte   // the keys the hashes below were made for
+	macs []hash.Hash // one per key, made on first use
+	sum  [MACSize]byte
+}
+
+// NewMAC returns a reusable HMAC state over kr's keys.
+func (kr *Keyring) NewMAC() *MAC { return &MAC{kr: kr} }
+
+// hashFor returns the reset HMAC of key i of the keyring's current keys.
+func (m *MAC) hashFor(keys *[][]byte, i int) hash.Hash {
+	if m.keys != keys {
+		m.keys, m.macs = keys, make([]hash.Hash, len(*keys))
+	}
+	h := m.macs[i]
+	if h == nil {
+		h = hmac.New(sha256.New, (*keys)[i])
+		m.macs[i] = h
+	} else {
+		h.Reset()
+	}
+	return h
+}
+
+// AppendSign appends HMAC-SHA256(first key, msg) to dst.
+func (m *MAC) AppendSign(dst, msg []byte) []byte {
+	h := m.hashFor(m.kr.keys.Load(), 0)
+	h.Write(msg)
+	return h.Sum(dst)
+}
+
+// Verify reports whether mac is HMAC-SHA256(key, msg) for any key of the
+// keyring, comparing in constant time.
+func (m *MAC) Verify(msg, mac []byte) bool {
+	if len(mac) != MACSize {
+		return false
+	}
+	keys := m.kr.keys.Load()
+	for i := range *keys {
+		h := m.hashFor(keys, i)
+		h.Write(msg)
+		if hmac.Equal(h.Sum(m.sum[:0]), mac) {
+			return true
+		}
+	}
+	return false
 }

@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/sourcegraph/jsonrpc2"
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/crypto"
@@ -38,7 +38,10 @@ type Client struct {
 	conns  map[poolKey]*peerConn
 	closed bool
 
-	wg sync.WaitGroup // dial and connection-watch goroutines
+	bufs  bufPool   // frame buffers
+	calls sync.Pool // *pendingCall
+
+	wg sync.WaitGroup // dial goroutines and each connection's reader and writer
 }
 
 type poolKey struct {
@@ -51,7 +54,7 @@ type peerConn struct {
 	key   poolKey
 	ready chan struct{} // closed when the dial has finished
 	err   error         // dial error; read after ready
-	rpc   *jsonrpc2.Conn
+	cc    *clientConn   // set before ready is closed, if the dial succeeded
 
 	inflight int         // calls using the connection (Client.mu)
 	lastUsed time.Time   // when inflight last dropped to 0 (Client.mu)
@@ -99,12 +102,13 @@ func NewClient(cfg ClientConfig, id *crypto.Identity, keys *crypto.Keyring) (*Cl
 // Call invokes method on node to (see chord.Transport for the contract). A
 // call without a deadline on ctx gets ClientConfig.CallTimeout.
 func (c *Client) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
-	c.m.calls.WithLabelValues(method).Inc()
+	series := c.m.call(method)
+	series.calls.Inc()
 	start := time.Now()
 	err := c.call(ctx, to, method, args, reply)
-	c.m.callDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	series.duration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		c.m.callErrors.WithLabelValues(method).Inc()
+		series.errors.Inc()
 		return fmt.Errorf("rpc %s to %s: %w", method, to, err)
 	}
 	return nil
@@ -116,48 +120,31 @@ func (c *Client) call(ctx context.Context, to chord.NodeInfo, method string, arg
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
 		defer cancel()
 	}
-	var params any
-	if args != nil {
-		b, err := json.Marshal(args)
-		if err != nil {
-			return fmt.Errorf("encode args: %w", err)
-		}
-		params = json.RawMessage(b)
-	}
 	for attempt := 0; ; attempt++ {
 		pc, reused, err := c.get(ctx, to)
 		if err != nil {
 			return err
 		}
 		began := time.Now()
-		raw, err := c.roundTrip(ctx, pc, method, params)
+		res, err := c.roundTrip(ctx, pc.cc, method, args)
 		c.release(pc)
 		if c.noteOutcome(pc, began, err, ctx.Err()) {
 			c.log.Warn("peer answers nothing; dropping its connection", "peer", to.String(), "timed-out-calls", hungAfter)
 			c.drop(pc)
 		}
 		if err == nil {
-			// A reply that raced the deadline (the handler's context ends with
-			// ours) comes too late: the call has ended.
-			if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-				return context.DeadlineExceeded
-			}
+			err = c.decodeResult(ctx, res, reply)
+			c.bufs.put(res.buf)
+			return err
 		}
-		if err == nil {
-			if reply == nil {
-				return nil
-			}
-			if err := json.Unmarshal(raw, reply); err != nil {
-				return fmt.Errorf("decode reply: %w", err)
-			}
-			return nil
-		}
-		var jerr *jsonrpc2.Error
+		var werr *wireError
 		switch {
+		case errors.Is(err, errEncode):
+			return err
 		case ctx.Err() != nil:
 			return ctx.Err()
-		case errors.As(err, &jerr):
-			return &chord.RemoteError{Code: int(jerr.Code), Message: jerr.Message}
+		case errors.As(err, &werr):
+			return &chord.RemoteError{Code: int(werr.Code), Message: werr.Message}
 		case errors.Is(err, errNotSent) && reused && attempt == 0:
 			// The pooled connection had died before the request left:
 			// nothing was sent, so one retry on a fresh connection is safe.
@@ -168,15 +155,30 @@ func (c *Client) call(ctx context.Context, to chord.NodeInfo, method string, arg
 	}
 }
 
+// decodeResult decodes a call's result into reply (nil: discarded).
+func (c *Client) decodeResult(ctx context.Context, res callResult, reply any) error {
+	// A reply that raced the deadline (the handler's context ends with
+	// ours) comes too late: the call has ended.
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	if reply == nil {
+		return nil
+	}
+	if err := json.Unmarshal(res.result, reply); err != nil {
+		return fmt.Errorf("decode reply: %w", err)
+	}
+	return nil
+}
+
 // noteOutcome records how a call on pc ended and reports whether pc now
 // looks hung: hungAfter calls in a row timed out with nothing at all coming
 // back on it since each began.
 func (c *Client) noteOutcome(pc *peerConn, began time.Time, err, ctxErr error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var jerr *jsonrpc2.Error
 	switch {
-	case err == nil || errors.As(err, &jerr):
+	case err == nil || isRemote(err):
 		pc.lastReply, pc.silent = time.Now(), 0
 	case errors.Is(ctxErr, context.DeadlineExceeded) && pc.lastReply.Before(began):
 		pc.silent++
@@ -184,29 +186,71 @@ func (c *Client) noteOutcome(pc *peerConn, began time.Time, err, ctxErr error) b
 	return pc.silent >= hungAfter
 }
 
+// isRemote reports whether err is an error response from the peer.
+func isRemote(err error) bool {
+	var werr *wireError
+	return errors.As(err, &werr)
+}
+
 // errNotSent marks a call that failed before its request was written.
 var errNotSent = errors.New("connection closed before the request was sent")
 
-// roundTrip sends one request on pc and waits for its raw result.
-func (c *Client) roundTrip(ctx context.Context, pc *peerConn, method string, params any) (json.RawMessage, error) {
-	var opts []jsonrpc2.CallOption
+// errEncode marks a call whose request could not be encoded.
+var errEncode = errors.New("encode args")
+
+// roundTrip sends one request on cc and waits for its response. On success
+// the caller puts res.buf back into c.bufs once it has decoded res.result.
+func (c *Client) roundTrip(ctx context.Context, cc *clientConn, method string, args any) (callResult, error) {
+	var timeoutMS int64
 	if dl, ok := ctx.Deadline(); ok {
 		// Rounded up: the handler's context must not end before ours.
-		ms := (time.Until(dl) + time.Millisecond - 1).Milliseconds()
-		opts = append(opts, jsonrpc2.Meta(callMeta{TimeoutMS: max(1, ms)}))
+		timeoutMS = max(1, (time.Until(dl) + time.Millisecond - 1).Milliseconds())
 	}
-	w, err := pc.rpc.DispatchCall(ctx, method, params, opts...)
-	if err != nil {
-		if errors.Is(err, jsonrpc2.ErrClosed) {
-			return nil, errNotSent
+	id := cc.nextID.Add(1)
+	f := c.bufs.outgoing()
+	if err := f.appendRequest(id, method, args, timeoutMS); err != nil {
+		c.bufs.put(f)
+		return callResult{}, fmt.Errorf("%w: %v", errEncode, err)
+	}
+	if err := cc.w.checkSize(f); err != nil {
+		c.bufs.put(f)
+		return callResult{}, fmt.Errorf("%w: %v", errEncode, err)
+	}
+	pending, _ := c.calls.Get().(*pendingCall)
+	if pending == nil {
+		pending = &pendingCall{done: make(chan callResult, 1)}
+	}
+	if !cc.register(id, pending) {
+		c.bufs.put(f)
+		c.calls.Put(pending)
+		return callResult{}, errNotSent
+	}
+	if err := cc.w.send(ctx, f); err != nil {
+		if cc.unregister(id) {
+			c.calls.Put(pending)
+		} else {
+			c.bufs.put((<-pending.done).buf)
+			c.calls.Put(pending)
 		}
-		return nil, err
+		if errors.Is(err, errConnClosed) {
+			return callResult{}, errNotSent
+		}
+		return callResult{}, err
 	}
-	var raw json.RawMessage
-	if err := w.Wait(ctx, &raw); err != nil {
-		return nil, err
+	select {
+	case res := <-pending.done:
+		c.calls.Put(pending)
+		return res, res.err
+	case <-ctx.Done():
+		if !cc.unregister(id) {
+			// The reader has taken the call and hands its result over at
+			// once: wait for it so that pending can be reused.
+			res := <-pending.done
+			c.bufs.put(res.buf)
+		}
+		c.calls.Put(pending)
+		return callResult{}, ctx.Err()
 	}
-	return raw, nil
 }
 
 // get returns a ready connection to `to`, dialling if there is none. reused
@@ -255,7 +299,7 @@ func (c *Client) release(pc *peerConn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	pc.inflight--
-	if pc.inflight > 0 || pc.rpc == nil || c.closed {
+	if pc.inflight > 0 || pc.cc == nil || c.closed {
 		return
 	}
 	pc.lastUsed = time.Now()
@@ -275,7 +319,7 @@ func (c *Client) closeIfIdle(pc *peerConn) {
 	c.mu.Unlock()
 	if idle {
 		c.log.Debug("closing idle connection", "peer", pc.key.addr)
-		_ = pc.rpc.Close()
+		pc.cc.w.close()
 	}
 }
 
@@ -286,8 +330,8 @@ func (c *Client) drop(pc *peerConn) {
 		delete(c.conns, pc.key)
 	}
 	c.mu.Unlock()
-	if pc.rpc != nil {
-		_ = pc.rpc.Close()
+	if pc.cc != nil {
+		pc.cc.w.close()
 	}
 }
 
@@ -299,7 +343,7 @@ func (c *Client) dial(pc *peerConn) {
 	c.mu.Lock()
 	if err == nil && c.closed {
 		err = chord.ErrClosed
-		_ = conn.Close()
+		conn.w.close()
 	}
 	if err != nil {
 		pc.err = err
@@ -310,12 +354,14 @@ func (c *Client) dial(pc *peerConn) {
 		close(pc.ready)
 		return
 	}
-	pc.rpc = conn
+	pc.cc = conn
 	c.mu.Unlock()
 	close(pc.ready)
 	c.m.clientConns.Inc()
+	c.wg.Go(conn.w.writeLoop)
 	c.wg.Go(func() {
-		<-conn.DisconnectNotify()
+		conn.readLoop(c.bufs.put)
+		<-conn.w.wrote
 		c.m.clientConns.Dec()
 		c.mu.Lock()
 		if c.conns[pc.key] == pc {
@@ -330,7 +376,7 @@ func (c *Client) dial(pc *peerConn) {
 }
 
 // connect dials TCP, does the TLS handshake and the hello exchange.
-func (c *Client) connect(ctx context.Context, key poolKey) (*jsonrpc2.Conn, error) {
+func (c *Client) connect(ctx context.Context, key poolKey) (*clientConn, error) {
 	host, _, err := net.SplitHostPort(key.addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: address %q: %v", chord.ErrUnreachable, key.addr, err)
@@ -340,13 +386,13 @@ func (c *Client) connect(ctx context.Context, key poolKey) (*jsonrpc2.Conn, erro
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", chord.ErrUnreachable, err)
 	}
-	tc := tls.Client(raw, c.id.ClientConfig(host, key.id))
+	tc := tls.Client(raw, noDynamicRecords(c.id.ClientConfig(host, key.id)))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = raw.Close()
 		return nil, c.handshakeError(key, err)
 	}
 	peerAddr := raw.RemoteAddr()
-	st := newStream(tc, c.keys, c.cfg.MaxFrameSize, c.cfg.FrameTimeout, func(reason string, err error) {
+	st := newWire(tc, c.keys, &c.bufs, c.cfg.MaxFrameSize, c.cfg.FrameTimeout, func(reason string, err error) {
 		c.m.rejected.WithLabelValues(reason).Inc()
 		c.log.Warn("peer refused", "reason", reason, "peer", peerAddr.String(), "error", err)
 	})
@@ -357,11 +403,11 @@ func (c *Client) connect(ctx context.Context, key poolKey) (*jsonrpc2.Conn, erro
 		}
 		return nil, c.handshakeError(key, err)
 	}
-	return jsonrpc2.NewConn(c.ctx, st, refuseRequests{}, jsonrpc2.SetLogger(jsonLogger{c.log.With("peer", key.addr)})), nil
+	return &clientConn{w: st, pending: make(map[uint64]*pendingCall), log: c.log}, nil
 }
 
 // hello sends ours and checks the server's answer, within ctx.
-func (c *Client) hello(ctx context.Context, st *stream) error {
+func (c *Client) hello(ctx context.Context, st *wire) error {
 	deadline, _ := ctx.Deadline()
 	if err := st.conn.SetDeadline(deadline); err != nil {
 		return err
@@ -440,21 +486,126 @@ func (c *Client) Close() error {
 			pc.idle.Stop()
 		}
 		c.mu.Unlock()
-		if pc.rpc != nil {
-			_ = pc.rpc.Close()
+		if pc.cc != nil {
+			pc.cc.w.close()
 		}
 	}
 	c.wg.Wait()
 	return nil
 }
 
-// refuseRequests answers requests a server sends on a client connection:
-// calls go one way only.
-type refuseRequests struct{}
+// clientConn is one connection's calls: requests written by its wire's
+// writer, responses matched to the waiting calls by id in readLoop.
+type clientConn struct {
+	w      *wire
+	log    hclog.Logger
+	nextID atomic.Uint64
 
-func (refuseRequests) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
-	if req.Notif {
-		return
+	mu      sync.Mutex // guards pending and ended
+	pending map[uint64]*pendingCall
+	ended   bool // the read loop has ended: no new calls
+}
+
+// pendingCall is a call waiting for its response; reused across calls.
+type pendingCall struct {
+	done chan callResult // capacity 1: the reader never waits
+}
+
+// callResult is a call's outcome: its result, a sub-slice of buf, or err (a
+// *wireError from the peer, or why the connection ended).
+type callResult struct {
+	buf    *frameBuf
+	result []byte
+	err    error
+}
+
+// register adds a call about to be sent; false if the connection has ended.
+func (cc *clientConn) register(id uint64, p *pendingCall) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.ended {
+		return false
 	}
-	_ = conn.ReplyWithError(ctx, req.ID, &jsonrpc2.Error{Code: chord.CodeUnknownMethod, Message: "calls go from client to server only"})
+	cc.pending[id] = p
+	return true
+}
+
+// unregister removes a call; false if the reader took it first (its result
+// is then on the way to the call's channel).
+func (cc *clientConn) unregister(id uint64) bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if _, ok := cc.pending[id]; !ok {
+		return false
+	}
+	delete(cc.pending, id)
+	return true
+}
+
+// take removes and returns the call waiting for id, if any.
+func (cc *clientConn) take(id uint64) *pendingCall {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	p := cc.pending[id]
+	delete(cc.pending, id)
+	return p
+}
+
+// readLoop reads responses until the connection ends, then fails the calls
+// still waiting. Buffers not handed to a call go back through put.
+func (cc *clientConn) readLoop(put func(*frameBuf)) {
+	var err error
+	for {
+		var (
+			f    *frameBuf
+			body []byte
+			m    message
+		)
+		f, body, err = cc.w.readBody()
+		if err != nil {
+			break
+		}
+		if m, err = parseMessage(body, nil); err != nil {
+			err = fmt.Errorf("%w: %v", ErrBadFrame, err)
+			cc.w.reject(ReasonFrame, err)
+			put(f)
+			break
+		}
+		if m.isRequest {
+			// Calls go from client to server only.
+			if m.req.id != nil {
+				out := cc.w.bufs.outgoing()
+				out.b = appendErrorResponse(out.b, m.req.id, chord.CodeUnknownMethod, "calls go from client to server only")
+				_ = cc.w.send(context.Background(), out)
+			}
+			put(f)
+			continue
+		}
+		var p *pendingCall
+		if m.resp.hasID {
+			p = cc.take(m.resp.id)
+		}
+		if p == nil {
+			// An answer to a call that gave up, or an error about a
+			// request the peer could not read.
+			put(f)
+			continue
+		}
+		res := callResult{buf: f, result: m.resp.result}
+		if m.resp.err != nil {
+			res = callResult{err: m.resp.err}
+			put(f)
+		}
+		p.done <- res
+	}
+	cc.w.close()
+	cc.mu.Lock()
+	cc.ended = true
+	pending := cc.pending
+	cc.pending = nil
+	cc.mu.Unlock()
+	cc.log.Debug("connection ended", "peer", cc.w.conn.RemoteAddr().String(), "error", err)
+	for _, p := range pending {
+		p.done <- callResult{err: fmt.Errorf("connection ended: %w", err)}
+	}
 }

@@ -43,14 +43,36 @@
 // # Calls
 //
 // After the hello, frames carry JSON-RPC 2.0 requests (client to server) and
-// responses (server to client). A connection carries any number of concurrent
-// calls, matched by id. Requests may carry a non-standard member
-// "meta":{"timeout_ms":N}: the time the caller still waits, which bounds the
-// server's handler context (together with ServerConfig.HandlerTimeout).
-// Notifications are ignored. A handler that panics is answered with
-// chord.ErrInternal and logged; the node keeps running. Errors travel as JSON-RPC error objects whose
-// code is chord.ErrorCode of the handler's error; the client turns them back
-// into *chord.RemoteError, for which errors.Is finds the same sentinel.
+// responses (server to client), each body one JSON-RPC 2.0 object:
+//
+//	{"jsonrpc":"2.0","id":7,"method":"dht.get","params":{"key":"…"},"meta":{"timeout_ms":4999}}
+//	{"jsonrpc":"2.0","id":7,"result":{"key":"…","value":"…",…}}
+//	{"jsonrpc":"2.0","id":7,"error":{"code":1003,"message":"…"}}
+//
+// A connection carries any number of concurrent calls, matched by id (the
+// client's are numbers; the server echoes whatever id it was sent).
+// Requests may carry a non-standard member "meta": "timeout_ms" is the time
+// the caller still waits, which bounds the server's handler context
+// (together with ServerConfig.HandlerTimeout); "scalar_params":true says
+// that params is a one-element array around args that are neither an object
+// nor an array (JSON-RPC 2.0 params are structured), and the handler gets
+// the element. The params a handler gets are part of a reused frame
+// buffer: valid until the handler returns (decode them, do not keep them).
+// Notifications (no id) are ignored. A handler that panics is
+// answered with chord.ErrInternal and logged; the node keeps running.
+// Errors travel as JSON-RPC error objects whose code is chord.ErrorCode of
+// the handler's error; the client turns them back into *chord.RemoteError,
+// for which errors.Is finds the same sentinel. A body that is not such an
+// object is refused as a malformed frame (reason "frame") and the
+// connection closed.
+//
+// Each message is encoded once: the envelope is written by hand around the
+// args or result, which encoding/json writes straight into the frame
+// buffer; and decoded once: a small scanner checks the envelope and finds
+// params or result, which only the handler or the caller decodes. Frames
+// queued on one connection leave together: a writer per connection drains
+// the queue into one buffer and flushes it when the queue is empty, one TLS
+// record and one write for the batch (up to 16 KiB).
 //
 // A pooled connection on which three calls in a row time out with nothing
 // at all coming back is dropped (its pending calls fail) and the next call

@@ -4,12 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"time"
+	"slices"
 
 	"github.com/durachord/durachord/crypto"
 )
@@ -36,7 +34,25 @@ func readFrameHeader(r io.Reader, maxFrame int) (int, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	return checkFrameLength(binary.BigEndian.Uint32(hdr[:]), maxFrame)
+}
+
+// readBufferedHeader is readFrameHeader on a buffered reader.
+func readBufferedHeader(br *bufio.Reader, maxFrame int) (int, error) {
+	hdr, err := br.Peek(headerSize)
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	n := binary.BigEndian.Uint32(hdr)
+	_, _ = br.Discard(headerSize)
+	return checkFrameLength(n, maxFrame)
+}
+
+// checkFrameLength checks a length prefix against the bounds.
+func checkFrameLength(n uint32, maxFrame int) (int, error) {
 	if uint64(n) > uint64(maxFrame) {
 		return 0, fmt.Errorf("%w: length %d, maximum %d", ErrFrameTooLarge, n, maxFrame)
 	}
@@ -46,23 +62,40 @@ func readFrameHeader(r io.Reader, maxFrame int) (int, error) {
 	return int(n), nil
 }
 
-// readFrameRest reads the n bytes announced by a header and returns the body
-// if its MAC verifies under kr. The buffer grows with the bytes received.
-func readFrameRest(r io.Reader, n int, kr *crypto.Keyring) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(min(n, readChunk))
-	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+// verifier checks a frame's MAC: a *crypto.Keyring, or a connection's
+// reusable *crypto.MAC.
+type verifier interface {
+	Verify(msg, mac []byte) bool
+}
+
+// readFrameInto reads the n bytes announced by a header into dst (reused if
+// it has room) and returns them (MAC, then body) if the MAC verifies. A
+// buffer of more than readChunk grows with the bytes received.
+func readFrameInto(r io.Reader, n int, dst []byte, v verifier) ([]byte, error) {
+	var b []byte
+	if n <= max(cap(dst), readChunk) {
+		b = slices.Grow(dst[:0], n)[:n]
+		if _, err := io.ReadFull(r, b); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return dst[:0], err
 		}
-		return nil, err
+	} else {
+		buf := bytes.NewBuffer(dst[:0])
+		buf.Grow(readChunk)
+		if _, err := io.CopyN(buf, r, int64(n)); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return dst[:0], err
+		}
+		b = buf.Bytes()
 	}
-	b := buf.Bytes()
-	mac, body := b[:crypto.MACSize], b[crypto.MACSize:]
-	if !kr.Verify(body, mac) {
-		return nil, ErrBadMAC
+	if !v.Verify(b[crypto.MACSize:], b[:crypto.MACSize]) {
+		return b, ErrBadMAC
 	}
-	return body, nil
+	return b, nil
 }
 
 // readFrame reads one frame of at most maxFrame bytes after the prefix and
@@ -72,106 +105,9 @@ func readFrame(r io.Reader, maxFrame int, kr *crypto.Keyring) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readFrameRest(r, n, kr)
-}
-
-// stream is the jsonrpc2.ObjectStream of one connection: JSON values in
-// frames. jsonrpc2 calls ReadObject from one goroutine and WriteObject under
-// its own send lock, so neither needs a lock here.
-type stream struct {
-	conn     net.Conn
-	br       *bufio.Reader
-	keys     *crypto.Keyring
-	maxFrame int
-	// idleTimeout bounds the wait for the next frame (0: none); frameTimeout
-	// bounds reading the rest of a started frame and writing a frame.
-	idleTimeout, frameTimeout time.Duration
-	// reject is called once with the reason when a frame is refused.
-	reject func(reason string, err error)
-	wbuf   []byte
-}
-
-func newStream(conn net.Conn, keys *crypto.Keyring, maxFrame int, frameTimeout time.Duration, reject func(string, error)) *stream {
-	return &stream{
-		conn:         conn,
-		br:           bufio.NewReader(conn),
-		keys:         keys,
-		maxFrame:     maxFrame,
-		frameTimeout: frameTimeout,
-		reject:       reject,
-	}
-}
-
-// readBody reads the next frame and returns its verified body.
-func (s *stream) readBody() ([]byte, error) {
-	var deadline time.Time
-	if s.idleTimeout > 0 {
-		deadline = time.Now().Add(s.idleTimeout)
-	}
-	if err := s.conn.SetReadDeadline(deadline); err != nil {
+	b, err := readFrameInto(r, n, nil, kr)
+	if err != nil {
 		return nil, err
 	}
-	n, err := readFrameHeader(s.br, s.maxFrame)
-	if err != nil {
-		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrBadFrame) {
-			s.reject("frame", err)
-		}
-		return nil, err
-	}
-	if s.frameTimeout > 0 {
-		if err := s.conn.SetReadDeadline(time.Now().Add(s.frameTimeout)); err != nil {
-			return nil, err
-		}
-	}
-	body, err := readFrameRest(s.br, n, s.keys)
-	if errors.Is(err, ErrBadMAC) {
-		s.reject("hmac", err)
-	}
-	return body, err
+	return b[crypto.MACSize:], nil
 }
-
-// ReadObject reads the next frame and decodes its body into v.
-func (s *stream) ReadObject(v any) error {
-	body, err := s.readBody()
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		err = fmt.Errorf("%w: %v", ErrBadFrame, err)
-		s.reject("frame", err)
-		return err
-	}
-	return nil
-}
-
-// WriteObject encodes v as JSON and writes it as one frame. A failed write
-// closes the connection: a partly written frame cannot be followed by another.
-func (s *stream) WriteObject(v any) error {
-	body, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	if crypto.MACSize+len(body) > s.maxFrame {
-		return fmt.Errorf("%w: outgoing body of %d bytes, maximum %d", ErrFrameTooLarge, len(body), s.maxFrame-crypto.MACSize)
-	}
-	s.wbuf = appendFrame(s.wbuf[:0], s.keys, body)
-	var deadline time.Time
-	if s.frameTimeout > 0 {
-		deadline = time.Now().Add(s.frameTimeout)
-	}
-	if err := s.conn.SetWriteDeadline(deadline); err != nil {
-		_ = s.conn.Close()
-		return err
-	}
-	if _, err := s.conn.Write(s.wbuf); err != nil {
-		_ = s.conn.Close()
-		return err
-	}
-	if cap(s.wbuf) > readChunk {
-		s.wbuf = nil // do not pin a large buffer on an idle connection
-	}
-	return nil
-}
-
-// Close closes the connection.
-func (s *stream) Close() error { return s.conn.Close() }

@@ -25,21 +25,27 @@ type helloError struct {
 	Message string `json:"message"`
 }
 
-// writeHello writes h as one frame.
-func (s *stream) writeHello(h hello) error {
-	return s.WriteObject(h)
+// writeHello writes h as one frame, before the writer runs.
+func (w *wire) writeHello(h hello) error {
+	f := w.bufs.outgoing()
+	if err := f.appendJSON(h); err != nil {
+		w.bufs.put(f)
+		return err
+	}
+	return w.writeSync(f)
 }
 
 // readHello reads the peer's hello frame.
-func (s *stream) readHello() (hello, error) {
+func (w *wire) readHello() (hello, error) {
 	var h hello
-	body, err := s.readBody()
+	f, body, err := w.readBody()
 	if err != nil {
 		return h, err
 	}
+	defer w.bufs.put(f)
 	if err := json.Unmarshal(body, &h); err != nil {
 		err = fmt.Errorf("%w: hello: %v", ErrBadFrame, err)
-		s.reject(ReasonFrame, err)
+		w.reject(ReasonFrame, err)
 		return h, err
 	}
 	return h, nil
@@ -55,10 +61,4 @@ func checkHello(h hello) error {
 		return fmt.Errorf("%w: peer speaks version %d, want %d", chord.ErrProtocol, h.Version, ProtocolVersion)
 	}
 	return nil
-}
-
-// callMeta is the "meta" member of a request.
-type callMeta struct {
-	// TimeoutMS is the time the caller still waits for the response.
-	TimeoutMS int64 `json:"timeout_ms,omitempty"`
 }

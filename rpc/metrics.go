@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -26,6 +27,39 @@ type metrics struct {
 	rejected        *prometheus.CounterVec
 	clientConns     prometheus.Gauge
 	serverConns     prometheus.Gauge
+
+	// byMethod caches the series of each method (*callSeries for the client,
+	// prometheus.Observer for handlers), so that a call looks them up
+	// without hashing label values.
+	byMethod, byHandler sync.Map
+}
+
+// callSeries are the client's series of one method.
+type callSeries struct {
+	calls, errors prometheus.Counter
+	duration      prometheus.Observer
+}
+
+// call returns the client's series of method.
+func (m *metrics) call(method string) *callSeries {
+	if s, ok := m.byMethod.Load(method); ok {
+		return s.(*callSeries)
+	}
+	s, _ := m.byMethod.LoadOrStore(method, &callSeries{
+		calls:    m.calls.WithLabelValues(method),
+		errors:   m.callErrors.WithLabelValues(method),
+		duration: m.callDuration.WithLabelValues(method),
+	})
+	return s.(*callSeries)
+}
+
+// handler returns the handler duration series of method.
+func (m *metrics) handler(method string) prometheus.Observer {
+	if o, ok := m.byHandler.Load(method); ok {
+		return o.(prometheus.Observer)
+	}
+	o, _ := m.byHandler.LoadOrStore(method, m.handlerDuration.WithLabelValues(method))
+	return o.(prometheus.Observer)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

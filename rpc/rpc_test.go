@@ -304,3 +304,39 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestArgsReachHandler: the handler gets the JSON encoding of the caller's
+// args whatever their kind, although the wire carries only structured
+// params.
+func TestArgsReachHandler(t *testing.T) {
+	ca, keys := cryptotest.NewCA(t), cryptotest.NewKeyring(t)
+	got := make(chan json.RawMessage, 1)
+	h := chord.HandlerFunc(func(_ context.Context, _ chord.ID, _ string, params json.RawMessage) (any, error) {
+		got <- append(json.RawMessage(nil), params...)
+		return nil, nil
+	})
+	srv := startNode(t, cryptotest.NewIdentity(t, ca, "127.0.0.1:0"), keys, h, DefaultServerConfig())
+	cli := startNode(t, cryptotest.NewIdentity(t, ca, "127.0.0.1:0"), keys, echo, DefaultServerConfig())
+	var nilPtr *struct{ A int }
+	for _, tc := range []struct {
+		name string
+		args any
+		want string
+	}{
+		{"struct", struct{ A int }{7}, `{"A":7}`},
+		{"array", []string{"a"}, `["a"]`},
+		{"number", 42, `42`},
+		{"string", "x", `"x"`},
+		{"nil-pointer", nilPtr, `null`},
+		{"none", nil, ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := cli.client.Call(ctxT(t), srv.info, "m", tc.args, nil); err != nil {
+				t.Fatalf("Call(%v) = %v", tc.args, err)
+			}
+			if p := <-got; string(p) != tc.want {
+				t.Errorf("handler got params %q; want %q", p, tc.want)
+			}
+		})
+	}
+}

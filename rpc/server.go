@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/sourcegraph/jsonrpc2"
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/crypto"
@@ -35,6 +34,9 @@ type Server struct {
 	ctrl    chan struct{} // one token per running handler of ring calls (chord.*)
 	// queued counts the requests waiting for a handler slot.
 	queued atomic.Int64
+	// stopping mirrors shuttingDown for the per-request check.
+	stopping atomic.Bool
+	bufs     bufPool // frame buffers
 
 	// baseCtx is the parent of every connection's context; cancel ends them.
 	baseCtx context.Context
@@ -47,14 +49,19 @@ type Server struct {
 	shuttingDown bool
 
 	connWG    sync.WaitGroup // connection goroutines
-	handlerWG sync.WaitGroup // handler goroutines
-	closeOnce sync.Once
+	handlerWG sync.WaitGroup // calls being handled
+	workerWG  sync.WaitGroup // handler goroutines, running a call or idle
+	// jobs hands a call to an idle handler goroutine; idleWorkers counts
+	// those waiting on it.
+	jobs        chan func()
+	idleWorkers atomic.Int32
+	closeOnce   sync.Once
 }
 
 type serverConn struct {
 	raw  net.Conn
 	peer chord.ID
-	rpc  *jsonrpc2.Conn // nil until the hello is done
+	w    *wire // nil until the hello is done (Server.mu)
 }
 
 // NewServer returns a server that answers calls with h. keys verifies and
@@ -83,9 +90,10 @@ func NewServer(cfg ServerConfig, id *crypto.Identity, keys *crypto.Keyring, h ch
 		handler:   h,
 		log:       log,
 		m:         m,
-		tlsCfg:    id.ServerConfig(),
+		tlsCfg:    noDynamicRecords(id.ServerConfig()),
 		sem:       make(chan struct{}, cfg.MaxHandlers),
 		ctrl:      make(chan struct{}, ctrlHandlers),
+		jobs:      make(chan func()),
 		baseCtx:   ctx,
 		cancel:    cancel,
 		listeners: make(map[net.Listener]struct{}),
@@ -148,11 +156,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 }
 
-func (s *Server) closing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.shuttingDown
-}
+func (s *Server) closing() bool { return s.stopping.Load() }
 
 func (s *Server) reject(reason string, peer net.Addr, err error) {
 	s.m.rejected.WithLabelValues(reason).Inc()
@@ -197,7 +201,7 @@ func (s *Server) serveConn(raw net.Conn) {
 		return
 	}
 	sc.peer = peer
-	st := newStream(tc, s.keys, s.cfg.MaxFrameSize, s.cfg.FrameTimeout, func(reason string, err error) {
+	st := newWire(tc, s.keys, &s.bufs, s.cfg.MaxFrameSize, s.cfg.FrameTimeout, func(reason string, err error) {
 		s.reject(reason, peerAddr, err)
 	})
 	if err := s.hello(ctx, st); err != nil {
@@ -208,23 +212,26 @@ func (s *Server) serveConn(raw net.Conn) {
 	s.m.serverConns.Inc()
 	defer s.m.serverConns.Dec()
 
-	h := &connHandler{s: s, peer: peer}
-	conn := jsonrpc2.NewConn(s.baseCtx, st, h, jsonrpc2.SetLogger(jsonLogger{s.log.With("peer", peerAddr.String())}))
 	s.mu.Lock()
-	sc.rpc = conn
+	sc.w = st
 	_, open := s.conns[sc]
 	s.mu.Unlock()
 	if !open { // Close ran while we set up
-		_ = conn.Close()
+		st.close()
 	}
+	var writer sync.WaitGroup
+	writer.Go(st.writeLoop)
 	s.log.Debug("peer connected", "peer", peerAddr.String(), "peer-id", peer.Short())
-	<-conn.DisconnectNotify()
-	s.log.Debug("peer disconnected", "peer", peerAddr.String(), "peer-id", peer.Short())
+	h := &connHandler{s: s, peer: peer, w: st}
+	err = h.readLoop()
+	st.close()
+	writer.Wait()
+	s.log.Debug("peer disconnected", "peer", peerAddr.String(), "peer-id", peer.Short(), "error", err)
 }
 
 // hello reads the client's hello and answers it, within the handshake
 // deadline.
-func (s *Server) hello(ctx context.Context, st *stream) error {
+func (s *Server) hello(ctx context.Context, st *wire) error {
 	deadline, _ := ctx.Deadline()
 	if err := st.conn.SetDeadline(deadline); err != nil {
 		return err
@@ -277,6 +284,7 @@ func (s *Server) untrack(sc *serverConn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.shuttingDown = true
+	s.stopping.Store(true)
 	for l := range s.listeners {
 		_ = l.Close()
 	}
@@ -289,6 +297,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	select {
 	case <-done:
+		s.finishAll(ctx)
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -302,6 +311,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.shuttingDown = true
+	s.stopping.Store(true)
 	for l := range s.listeners {
 		_ = l.Close()
 	}
@@ -310,13 +320,36 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// finishAll delivers the answers already queued on every connection, then
+// closes it, waiting until ctx ends at most.
+func (s *Server) finishAll(ctx context.Context) {
+	s.mu.Lock()
+	var ws []*wire
+	for sc := range s.conns {
+		if sc.w != nil {
+			ws = append(ws, sc.w)
+		}
+	}
+	s.mu.Unlock()
+	for _, w := range ws {
+		w.finish()
+	}
+	for _, w := range ws {
+		select {
+		case <-w.wrote:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 func (s *Server) closeAll() {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		s.mu.Lock()
 		for sc := range s.conns {
-			if sc.rpc != nil {
-				_ = sc.rpc.Close()
+			if sc.w != nil {
+				sc.w.close()
 			}
 			_ = sc.raw.Close()
 			delete(s.conns, sc)
@@ -326,6 +359,7 @@ func (s *Server) closeAll() {
 	})
 	s.connWG.Wait()
 	s.handlerWG.Wait()
+	s.workerWG.Wait()
 }
 
 // ctrlHandlers is the number of ring calls (chord.*) served at once; they
@@ -340,29 +374,51 @@ const queueFactor = 4
 type connHandler struct {
 	s    *Server
 	peer chord.ID
+	w    *wire
 }
 
-// Handle runs in the connection's read loop: it must not block.
-func (h *connHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *jsonrpc2.Request) {
-	s := h.s
-	if req.Notif {
-		return
+// readLoop reads requests until the connection ends and returns why.
+func (h *connHandler) readLoop() error {
+	methods := make(names)
+	for {
+		f, body, err := h.w.readBody()
+		if err != nil {
+			return err
+		}
+		m, err := parseMessage(body, methods)
+		if err != nil {
+			err = fmt.Errorf("%w: %v", ErrBadFrame, err)
+			h.w.reject(ReasonFrame, err)
+			h.s.bufs.put(f)
+			return err
+		}
+		if !m.isRequest || m.req.id == nil {
+			// A response (we send no requests) or a notification: ignored.
+			h.s.bufs.put(f)
+			continue
+		}
+		h.dispatch(f, m.req)
 	}
+}
+
+// dispatch starts the handler of req, whose slices alias f, or answers it
+// at once. It runs in the connection's read loop: it must not block. f goes
+// back to the pool once req has been answered.
+func (h *connHandler) dispatch(f *frameBuf, req request) {
+	s := h.s
 	if s.closing() {
-		h.replyError(conn, req.ID, fmt.Errorf("%w", chord.ErrShuttingDown))
+		h.replyError(req.id, fmt.Errorf("%w", chord.ErrShuttingDown))
+		s.bufs.put(f)
 		return
 	}
 	timeout := s.cfg.HandlerTimeout
-	if req.Meta != nil {
-		var meta callMeta
-		if json.Unmarshal(*req.Meta, &meta) == nil && meta.TimeoutMS > 0 {
-			timeout = min(timeout, time.Duration(meta.TimeoutMS)*time.Millisecond)
-		}
+	if req.timeoutMS > 0 {
+		timeout = min(timeout, time.Duration(req.timeoutMS)*time.Millisecond)
 	}
 	// Ring maintenance has slots of its own, so that a storm of records
 	// calls cannot starve stabilisation into evicting live peers.
 	sem := s.sem
-	if strings.HasPrefix(req.Method, "chord.") {
+	if strings.HasPrefix(req.method, "chord.") {
 		sem = s.ctrl
 	}
 	acquired := false
@@ -374,16 +430,16 @@ func (h *connHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 		// behind a bounded queue.
 		if s.queued.Load() >= int64(queueFactor*cap(sem)) {
 			s.m.overloaded.Inc()
-			h.replyError(conn, req.ID, fmt.Errorf("%w: %d handlers running, %d waiting", chord.ErrOverloaded, cap(sem), s.queued.Load()))
+			h.replyError(req.id, fmt.Errorf("%w: %d handlers running, %d waiting", chord.ErrOverloaded, cap(sem), s.queued.Load()))
+			s.bufs.put(f)
 			return
 		}
 	}
-	var params json.RawMessage
-	if req.Params != nil {
-		params = *req.Params
-	}
-	s.handlerWG.Go(func() {
-		hctx, cancel := context.WithTimeout(ctx, timeout)
+	s.handlerWG.Add(1)
+	s.run(func() {
+		defer s.handlerWG.Done()
+		defer s.bufs.put(f)
+		hctx, cancel := context.WithTimeout(s.baseCtx, timeout)
 		defer cancel()
 		if !acquired {
 			s.queued.Add(1)
@@ -393,38 +449,74 @@ func (h *connHandler) Handle(ctx context.Context, conn *jsonrpc2.Conn, req *json
 			case <-hctx.Done():
 				s.queued.Add(-1)
 				s.m.overloaded.Inc()
-				h.replyError(conn, req.ID, fmt.Errorf("%w: no handler free within the call's deadline", chord.ErrOverloaded))
+				h.replyError(req.id, fmt.Errorf("%w: no handler free within the call's deadline", chord.ErrOverloaded))
 				return
 			}
 		}
 		start := time.Now()
-		result, err := h.serve(hctx, req.Method, params)
+		result, err := h.serve(hctx, req.method, req.args())
 		// The slot is free once the handler returns, before the reply is
 		// written: a caller that has its answer finds the slot free.
 		<-sem
-		method := req.Method
+		method := req.method
 		if err != nil && chord.ErrorCode(err) == chord.CodeUnknownMethod {
 			method = "unknown"
 		}
-		s.m.handlerDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		s.m.handler(method).Observe(time.Since(start).Seconds())
 		if err != nil {
-			h.replyError(conn, req.ID, err)
+			h.replyError(req.id, err)
 			return
 		}
-		if err := conn.Reply(hctx, req.ID, result); err != nil {
-			if errors.Is(err, jsonrpc2.ErrClosed) {
-				return
-			}
-			var me *json.MarshalerError
-			var ue *json.UnsupportedTypeError
-			var uv *json.UnsupportedValueError
-			if errors.As(err, &me) || errors.As(err, &ue) || errors.As(err, &uv) {
-				h.replyError(conn, req.ID, fmt.Errorf("%w: encode result of %s: %v", chord.ErrInternal, req.Method, err))
-				return
-			}
-			s.log.Debug("reply failed", "method", req.Method, "peer-id", h.peer.Short(), "error", err)
-		}
+		h.reply(req, result)
 	})
+}
+
+// maxIdleWorkers bounds the handler goroutines kept waiting for the next
+// call. A call runs on one of them rather than on a new goroutine, whose
+// stack would grow again while it decodes and encodes.
+const maxIdleWorkers = 64
+
+// run runs job on an idle handler goroutine, or a new one.
+func (s *Server) run(job func()) {
+	select {
+	case s.jobs <- job:
+	default:
+		s.workerWG.Go(func() { s.work(job) })
+	}
+}
+
+// work runs job, then the jobs handed to it while it is idle, until there
+// are maxIdleWorkers idle already or the server closes.
+func (s *Server) work(job func()) {
+	for {
+		job()
+		if s.idleWorkers.Add(1) > maxIdleWorkers {
+			s.idleWorkers.Add(-1)
+			return
+		}
+		select {
+		case job = <-s.jobs:
+			s.idleWorkers.Add(-1)
+		case <-s.baseCtx.Done():
+			s.idleWorkers.Add(-1)
+			return
+		}
+	}
+}
+
+// reply answers req with result, encoded once into the frame.
+func (h *connHandler) reply(req request, result any) {
+	out := h.s.bufs.outgoing()
+	err := out.appendResult(req.id, result)
+	if err == nil {
+		err = h.w.checkSize(out)
+	}
+	if err != nil {
+		h.s.bufs.put(out)
+		h.replyError(req.id, fmt.Errorf("%w: encode result of %s: %v", chord.ErrInternal, req.method, err))
+		return
+	}
+	h.send(out)
 }
 
 // serve calls the handler, turning a panic into chord.ErrInternal (logged)
@@ -439,17 +531,15 @@ func (h *connHandler) serve(ctx context.Context, method string, params json.RawM
 	return h.s.handler.ServeRPC(ctx, h.peer, method, params)
 }
 
-func (h *connHandler) replyError(conn *jsonrpc2.Conn, id jsonrpc2.ID, err error) {
-	rerr := &jsonrpc2.Error{Code: int64(chord.ErrorCode(err)), Message: err.Error()}
-	if err := conn.ReplyWithError(context.Background(), id, rerr); err != nil && !errors.Is(err, jsonrpc2.ErrClosed) {
-		h.s.log.Debug("error reply failed", "peer-id", h.peer.Short(), "error", err)
-	}
+func (h *connHandler) replyError(id []byte, err error) {
+	out := h.s.bufs.outgoing()
+	out.b = appendErrorResponse(out.b, id, int64(chord.ErrorCode(err)), err.Error())
+	h.send(out)
 }
 
-// jsonLogger sends jsonrpc2's own messages (protocol errors of a dying
-// connection) to hclog at debug level.
-type jsonLogger struct{ log hclog.Logger }
-
-func (l jsonLogger) Printf(format string, v ...any) {
-	l.log.Debug("jsonrpc2", "message", fmt.Sprintf(format, v...))
+// send queues a response; one for a connection that has ended is dropped.
+func (h *connHandler) send(out *frameBuf) {
+	if err := h.w.send(context.Background(), out); err != nil {
+		h.s.log.Debug("reply dropped", "peer-id", h.peer.Short(), "error", err)
+	}
 }
