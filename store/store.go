@@ -58,6 +58,9 @@ type Store struct {
 	secret   []byte // nil only when opened read-only without node.secret
 	metrics  *metrics
 	tampered atomic.Uint64
+	// freelistSyncMax is freelistSyncMax; benchmarks change it before
+	// writing.
+	freelistSyncMax int
 
 	// mu guards closed and sends on ops: a writer holds it shared while it
 	// enqueues, Close holds it exclusively to close ops.
@@ -85,7 +88,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, cfg: cfg, log: cfg.Logger, now: cfg.Now, metrics: m}
+	s := &Store{dir: dir, cfg: cfg, log: cfg.Logger, now: cfg.Now, metrics: m, freelistSyncMax: freelistSyncMax}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
@@ -281,7 +284,7 @@ const freelistSyncMax = 1024
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		st := s.db.Stats()
-		s.db.NoFreelistSync = st.FreePageN+st.PendingPageN > freelistSyncMax
+		s.db.NoFreelistSync = st.FreePageN+st.PendingPageN > s.freelistSyncMax
 		return fn(tx)
 	})
 }
