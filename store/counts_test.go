@@ -115,7 +115,7 @@ func TestCountsModel(t *testing.T) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			dir := t.TempDir()
 			c := newClock()
-			s := openPlain(t, dir, func(cfg *Config) { cfg.Now = c.Now; cfg.MaxBatch = 16 })
+			s := openTest(t, dir, func(cfg *Config) { cfg.Now = c.Now; cfg.MaxBatch = 16 })
 			r := &randomOps{s: s, c: c, rnd: rand.New(rand.NewPCG(seed, 1))}
 			seen := map[string]int{}
 			for i := range 400 {
@@ -140,6 +140,7 @@ func TestCountsModel(t *testing.T) {
 			}
 			wg.Wait()
 			before := mustMatchRecount(t, s, "after concurrent writers")
+			mustCheck(t, s)
 			if before.PrimaryRecords == 0 || before.ReplicaRecords == 0 {
 				t.Errorf("Stats() = %+v: the mix left no records of a kind", before)
 			}
@@ -153,22 +154,6 @@ func TestCountsModel(t *testing.T) {
 			t.Logf("writes: %v; counts %+v", seen, before)
 		})
 	}
-}
-
-// openPlain opens a store the test closes itself (Close is also its
-// cleanup, a no-op after the test's own).
-func openPlain(t *testing.T, dir string, mod func(*Config)) *Store {
-	t.Helper()
-	cfg := DefaultConfig()
-	if mod != nil {
-		mod(&cfg)
-	}
-	s, err := Open(dir, cfg)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", dir, err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 // downgrade rewrites the database in dir as schema version 1 wrote it: no
@@ -219,7 +204,7 @@ func rawMeta(t *testing.T, dir string) (schema string, counts []byte) {
 func TestCountsUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	c := newClock()
-	s := openPlain(t, dir, withClock(c))
+	s := openTest(t, dir, withClock(c))
 	p, r, gone := rec("p", 1), rec("r", 1), rec("expired", 1)
 	r.Primary = false
 	gone.Expiry = testEpoch.Add(time.Second)
@@ -247,7 +232,7 @@ func TestCountsUpgrade(t *testing.T) {
 		t.Fatalf("after a read-only open: schema %q, counts %x; want 1 and none", schema, counts)
 	}
 
-	s = openPlain(t, dir, withClock(c))
+	s = openTest(t, dir, withClock(c))
 	if got := mustMatchRecount(t, s, "after the upgrade"); got != want {
 		t.Errorf("Stats() after the upgrade = %+v; want %+v", got, want)
 	}
@@ -330,7 +315,7 @@ func TestFreelistSynced(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, DBFile)
 	c := newClock()
-	s := openPlain(t, dir, withClock(c))
+	s := openTest(t, dir, withClock(c))
 	for i := range 50 {
 		mustPut(t, s, rec(fmt.Sprint(i), 1))
 	}

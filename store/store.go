@@ -58,8 +58,8 @@ type Store struct {
 	secret   []byte // nil only when opened read-only without node.secret
 	metrics  *metrics
 	tampered atomic.Uint64
-	// freelistSyncMax is freelistSyncMax; benchmarks change it before
-	// writing.
+	// freelistSyncMax is the constant of that name, held here so that a
+	// benchmark can raise it before writing.
 	freelistSyncMax int
 
 	// mu guards closed and sends on ops: a writer holds it shared while it
