@@ -56,8 +56,8 @@ func crashChild(dir string) {
 }
 
 // TestCrash kills a writing process with SIGKILL at random moments; after
-// every kill the database opens, passes the consistency check and holds
-// every record whose put was acknowledged.
+// every kill the database opens, passes the consistency check (its record
+// counts included), and holds every record whose put was acknowledged.
 func TestCrash(t *testing.T) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		crashChild(dir) // never returns: the parent kills it
@@ -124,6 +124,11 @@ func TestCrash(t *testing.T) {
 		}
 		if err := s.Check(); err != nil {
 			t.Fatalf("round %d: Check after kill: %v", round, err)
+		}
+		// The kept counts survive the kill exactly: no acknowledged record
+		// is missing from them, and none the kill undid is in them.
+		if st := mustMatchRecount(t, s, fmt.Sprintf("round %d, after kill", round)); st.ReplicaRecords < int64(len(acked)) {
+			t.Fatalf("round %d: Stats() = %+v; want at least the %d acknowledged records", round, st, len(acked))
 		}
 		for _, k := range acked {
 			r, err := s.Get(k)

@@ -17,9 +17,18 @@
 //	expiry   key: expiry (8 bytes, big-endian Unix nanoseconds) || position
 //	         value: empty. Exactly one entry per record, under the
 //	         record's own expiry; the sweeper walks it in expiry order.
-//	meta     "schema-version": decimal ASCII, currently 1. A database with a
-//	         higher number is refused (ErrSchemaTooNew).
+//	meta     "schema-version": decimal ASCII, currently 2. A database with a
+//	         higher number is refused (ErrSchemaTooNew); version 1 lacks
+//	         "record-counts" and is upgraded on a read-write open.
+//	         "record-counts": 32 bytes, four big-endian integers: primary
+//	         records, replica records, primary value bytes, replica value
+//	         bytes (see Record counts).
 //	         "node." + key: free-form node state (Meta, SetMeta).
+//
+// bbolt's freelist (its list of free pages) is written by Close, and by
+// every commit while it is small (up to 1024 pages), so that Open reads it
+// from its page: a database whose last commit did not write it (a crash
+// while it was large) makes bbolt rebuild it at open by walking every page.
 //
 // # Record encoding (format 1)
 //
@@ -51,6 +60,22 @@
 // transaction is fsynced. Put keeps the newer version (Version.Compare) and
 // reports whether it stored. A record whose HMAC fails is treated as absent
 // (and counted) by reads and may be replaced by any put.
+//
+// # Record counts
+//
+// Stats reads "record-counts": one key, whatever the size of the database,
+// so status pages and metrics never walk the records. The counts cover
+// every stored record, by its primary flag, expired ones included until the
+// sweeper deletes them; a value whose header does not read (bytes altered
+// outside the store) counts nowhere. They are kept exact by changing them
+// only in the transaction that changes the records: each write of a group
+// commit, and each sweep transaction, adds what it removes (the old record,
+// read in the same transaction) and what it stores to a delta, and the
+// transaction ends by adding the delta to the key. A commit that fails rolls
+// both back; a crash leaves both as of the last commit. A version 1
+// database is counted once, by one walk, in the transaction that saves the
+// counts and version 2; read-only, it is recounted on every Stats instead.
+// Check compares the counts with a recount.
 //
 // # Reads
 //

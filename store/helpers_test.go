@@ -33,7 +33,7 @@ func (c *clock) Set(t time.Time) {
 }
 
 // openTest opens a store in dir (a new temp dir if empty) and registers a
-// cleanup that checks consistency and closes it.
+// cleanup that checks consistency (unless the test closed it) and closes it.
 func openTest(t testing.TB, dir string, mod func(*Config)) *Store {
 	t.Helper()
 	if dir == "" {
@@ -48,7 +48,10 @@ func openTest(t testing.TB, dir string, mod func(*Config)) *Store {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
 	t.Cleanup(func() {
-		if !s.cfg.ReadOnly {
+		s.mu.RLock()
+		closed := s.closed
+		s.mu.RUnlock()
+		if !s.cfg.ReadOnly && !closed {
 			mustCheck(t, s)
 		}
 		if err := s.Close(); err != nil {

@@ -28,8 +28,10 @@ const (
 	secretSize = 32
 )
 
-// SchemaVersion is the database schema this program writes and reads.
-const SchemaVersion = 1
+// SchemaVersion is the database schema this program writes. It reads
+// version 1 too (a database without record counts), and upgrades it on the
+// first read-write open.
+const SchemaVersion = 2
 
 // Bucket and meta key names, as specified in doc.go.
 var (
@@ -37,6 +39,7 @@ var (
 	bucketExpiry  = []byte("expiry")
 	bucketMeta    = []byte("meta")
 	metaSchema    = []byte("schema-version")
+	metaCounts    = []byte("record-counts")
 	metaUserPre   = "node."
 )
 
@@ -55,6 +58,9 @@ type Store struct {
 	secret   []byte // nil only when opened read-only without node.secret
 	metrics  *metrics
 	tampered atomic.Uint64
+	// freelistSyncMax is the constant of that name, held here so that a
+	// benchmark can raise it before writing.
+	freelistSyncMax int
 
 	// mu guards closed and sends on ops: a writer holds it shared while it
 	// enqueues, Close holds it exclusively to close ops.
@@ -82,7 +88,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, cfg: cfg, log: cfg.Logger, now: cfg.Now, metrics: m}
+	s := &Store{dir: dir, cfg: cfg, log: cfg.Logger, now: cfg.Now, metrics: m, freelistSyncMax: freelistSyncMax}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
 	}
@@ -101,6 +107,8 @@ func Open(dir string, cfg Config) (*Store, error) {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	// Whether a commit writes bbolt's freelist is decided per transaction
+	// (update); Close always writes it.
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:        cfg.Timeout,
 		ReadOnly:       cfg.ReadOnly,
@@ -162,17 +170,42 @@ func (s *Store) init() error {
 		}
 		return nil
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketRecords, bucketExpiry, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
-		if exists {
-			return nil
-		}
-		return tx.Bucket(bucketMeta).Put(metaSchema, []byte(strconv.Itoa(SchemaVersion)))
+		return s.upgrade(tx, exists, schema)
 	})
+}
+
+// upgrade brings the schema of a read-write database to SchemaVersion in
+// tx: a new one gets zero counts, one without counts (version 1) gets them
+// from a single walk over its records, the only one this program makes
+// outside Check.
+func (s *Store) upgrade(tx *bolt.Tx, exists bool, schema uint64) error {
+	meta := tx.Bucket(bucketMeta)
+	_, ok, err := storedCounts(tx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		var st Stats
+		if exists {
+			start := time.Now()
+			st = recount(tx)
+			s.log.Info("record counts computed", "from-schema", schema,
+				"primary", st.PrimaryRecords, "replica", st.ReplicaRecords, "took", time.Since(start))
+		}
+		if err := meta.Put(metaCounts, st.encode()); err != nil {
+			return err
+		}
+	}
+	if exists && schema == SchemaVersion {
+		return nil
+	}
+	return meta.Put(metaSchema, []byte(strconv.Itoa(SchemaVersion)))
 }
 
 // loadSecret reads node.secret, creating it (crypto/rand, 0600, atomically)
@@ -235,7 +268,29 @@ func writeFileSync(path string, data []byte) error {
 	return errors.Join(d.Sync(), d.Close())
 }
 
-// Close waits for queued writes to commit, then closes the database. It is
+// freelistSyncMax is the most free pages for which a commit also writes
+// bbolt's freelist (8 bytes a page: at most 3 pages more to write). A
+// database whose last commit wrote its freelist opens by reading it from
+// its page; one whose last commit did not makes bbolt rebuild it by
+// walking every page of the file. Above this size, writing the list would
+// cost each commit more than that walk costs one open (after a mass expiry,
+// tens of thousands of free pages cut put throughput several times), so
+// commits leave it out and only Close writes it.
+const freelistSyncMax = 1024
+
+// update runs fn in a write transaction, which writes the freelist too
+// while it is small (freelistSyncMax). bbolt reads NoFreelistSync only in
+// Commit, under the writer lock that fn runs under as well.
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		st := s.db.Stats()
+		s.db.NoFreelistSync = st.FreePageN+st.PendingPageN > s.freelistSyncMax
+		return fn(tx)
+	})
+}
+
+// Close waits for queued writes to commit, writes the freelist so that the
+// next Open need not walk the file, then closes the database. It is
 // idempotent; writes after Close fail with ErrClosed.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
@@ -248,8 +303,19 @@ func (s *Store) Close() error {
 		if s.done != nil {
 			<-s.done
 		}
+		var syncErr error
+		if !s.cfg.ReadOnly {
+			// No other writer is left: the last commit writes the freelist.
+			syncErr = s.db.Update(func(*bolt.Tx) error {
+				s.db.NoFreelistSync = false
+				return nil
+			})
+			if syncErr != nil {
+				syncErr = fmt.Errorf("close store: write freelist: %w", syncErr)
+			}
+		}
 		path := s.db.Path() // empty once the database is closed
-		s.closeErr = s.db.Close()
+		s.closeErr = errors.Join(syncErr, s.db.Close())
 		s.log.Info("store closed", "path", path)
 	})
 	return s.closeErr
@@ -319,39 +385,6 @@ func (s *Store) Get(key [32]byte) (Record, error) {
 	return r, nil
 }
 
-// Stats counts stored records and their value bytes.
-type Stats struct {
-	PrimaryRecords int64 `json:"primary_records"`
-	ReplicaRecords int64 `json:"replica_records"`
-	PrimaryBytes   int64 `json:"primary_bytes"`
-	ReplicaBytes   int64 `json:"replica_bytes"`
-}
-
-// Stats counts the live (unexpired) records by role, and their value bytes.
-// It reads headers only (no HMAC check) and walks every record: call it for
-// status pages, not per request.
-func (s *Store) Stats() (Stats, error) {
-	var st Stats
-	now := uint64(s.now().UnixNano())
-	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRecords).ForEach(func(_, v []byte) error {
-			primary, size, exp, ok := rawHeader(v)
-			if !ok || exp <= now {
-				return nil
-			}
-			if primary {
-				st.PrimaryRecords++
-				st.PrimaryBytes += int64(size)
-			} else {
-				st.ReplicaRecords++
-				st.ReplicaBytes += int64(size)
-			}
-			return nil
-		})
-	})
-	return st, err
-}
-
 // Meta returns the value stored under key by SetMeta, or nil, nil.
 func (s *Store) Meta(key string) ([]byte, error) {
 	if key == "" {
@@ -381,7 +414,7 @@ func (s *Store) SetMeta(key string, value []byte) error {
 	if s.closed {
 		return ErrClosed
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMeta)
 		if value == nil {
 			return b.Delete([]byte(metaUserPre + key))
@@ -411,10 +444,11 @@ func (s *Store) Backup(w io.Writer, size func(int64)) (int64, error) {
 	return n, err
 }
 
-// Check verifies the database: bbolt's page consistency check, and that the
+// Check verifies the database: bbolt's page consistency check, that the
 // expiry index and the records match one to one (every record has exactly one
-// index entry, under its own expiry, and every index entry has its record).
-// It does not check HMACs; ForEach reports those.
+// index entry, under its own expiry, and every index entry has its record),
+// and that the kept record counts equal a recount. It does not check HMACs;
+// ForEach reports those.
 func (s *Store) Check() error {
 	return s.view(func(tx *bolt.Tx) error {
 		var errs []error
@@ -427,8 +461,24 @@ func (s *Store) Check() error {
 		if len(errs) > 0 {
 			return fmt.Errorf("bbolt consistency check: %w", errors.Join(errs...))
 		}
-		return checkIndex(tx)
+		if err := checkIndex(tx); err != nil {
+			return err
+		}
+		return checkCounts(tx)
 	})
+}
+
+// checkCounts compares the kept record counts with a recount. A database of
+// schema version 1 (read-only open) has none to compare.
+func checkCounts(tx *bolt.Tx) error {
+	kept, ok, err := storedCounts(tx)
+	if err != nil || !ok {
+		return err
+	}
+	if got := recount(tx); kept != got {
+		return fmt.Errorf("record counts %+v, but the records are %+v", kept, got)
+	}
+	return nil
 }
 
 func checkIndex(tx *bolt.Tx) error {
@@ -526,8 +576,9 @@ func (s *Store) deleteExpired(batch [][]byte) (int, error) {
 		return 0, ErrClosed
 	}
 	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		n = 0
+		var delta Stats
 		records, index := tx.Bucket(bucketRecords), tx.Bucket(bucketExpiry)
 		for _, ik := range batch {
 			if len(ik) != 40 {
@@ -542,6 +593,7 @@ func (s *Store) deleteExpired(batch [][]byte) (int, error) {
 				if !bytes.Equal(indexKey(exp, Position(pos)), ik) {
 					continue // overwritten since the scan; its index entry is another
 				}
+				delta.count(v, -1)
 				if err := records.Delete(pos); err != nil {
 					return err
 				}
@@ -551,7 +603,7 @@ func (s *Store) deleteExpired(batch [][]byte) (int, error) {
 				return err
 			}
 		}
-		return nil
+		return addCounts(tx, delta)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,17 +167,26 @@ func TestStats(t *testing.T) {
 	for _, r := range []Record{p, r1, r2} {
 		mustPut(t, s, r)
 	}
+	all := Stats{1, 2, int64(len(p.Value)), int64(len(r1.Value) + len(r2.Value))}
+	// Expired records count until the sweeper deletes them.
 	tests := []struct {
-		at   time.Time
-		want Stats
+		at    time.Time
+		sweep bool
+		want  Stats
 	}{
-		{testEpoch, Stats{1, 2, int64(len(p.Value)), int64(len(r1.Value) + len(r2.Value))}},
-		{testEpoch.Add(time.Minute), Stats{1, 1, int64(len(p.Value)), int64(len(r1.Value))}},
-		{testEpoch.Add(2 * time.Hour), Stats{}},
+		{testEpoch, false, all},
+		{testEpoch.Add(time.Minute), false, all},
+		{testEpoch.Add(time.Minute), true, Stats{1, 1, int64(len(p.Value)), int64(len(r1.Value))}},
+		{testEpoch.Add(2 * time.Hour), true, Stats{}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.at.Format(time.TimeOnly), func(t *testing.T) {
+		t.Run(fmt.Sprint(tt.at.Format(time.TimeOnly), "/sweep=", tt.sweep), func(t *testing.T) {
 			c.Set(tt.at)
+			if tt.sweep {
+				if _, err := s.Sweep(context.Background(), tt.at, 0); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if got, err := s.Stats(); err != nil || got != tt.want {
 				t.Errorf("Stats() = %+v, %v; want %+v", got, err, tt.want)
 			}
@@ -393,8 +403,8 @@ func TestSchemaTooNew(t *testing.T) {
 		cfg := DefaultConfig()
 		cfg.ReadOnly = ro
 		_, err := Open(dir, cfg)
-		if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "version 7") || !strings.Contains(err.Error(), "up to 1") {
-			t.Errorf("Open(read-only=%v) = %v; want ErrSchemaTooNew naming 7 and 1", ro, err)
+		if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "version 7") || !strings.Contains(err.Error(), fmt.Sprintf("up to %d", SchemaVersion)) {
+			t.Errorf("Open(read-only=%v) = %v; want ErrSchemaTooNew naming 7 and %d", ro, err, SchemaVersion)
 		}
 	}
 }

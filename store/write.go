@@ -246,14 +246,15 @@ func (s *Store) commit(batch []*op) {
 		return
 	}
 	results := make([]opResult, len(live))
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
+		var delta Stats
 		for i, o := range live {
 			var err error
-			if results[i], err = s.apply(tx, o); err != nil {
+			if results[i], err = s.apply(tx, o, &delta); err != nil {
 				return err
 			}
 		}
-		return nil
+		return addCounts(tx, delta)
 	})
 	s.metrics.commits.Inc()
 	if err == nil {
@@ -271,10 +272,13 @@ func (s *Store) commit(batch []*op) {
 	}
 	for _, o := range live {
 		var res opResult
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
+			var delta Stats
 			var err error
-			res, err = s.apply(tx, o)
-			return err
+			if res, err = s.apply(tx, o, &delta); err != nil {
+				return err
+			}
+			return addCounts(tx, delta)
 		})
 		if err != nil {
 			res = opResult{err: fmt.Errorf("commit: %w", err)}
@@ -283,10 +287,11 @@ func (s *Store) commit(batch []*op) {
 	}
 }
 
-// apply performs one write inside tx. Outcomes of the write itself (not
-// newer, not found) are results; an error is a storage failure that must
-// roll the transaction back.
-func (s *Store) apply(tx *bolt.Tx, o *op) (opResult, error) {
+// apply performs one write inside tx and adds its change of the record
+// counts to delta. Outcomes of the write itself (not newer, not found) are
+// results; an error is a storage failure that must roll the transaction
+// back.
+func (s *Store) apply(tx *bolt.Tx, o *op, delta *Stats) (opResult, error) {
 	records, index := tx.Bucket(bucketRecords), tx.Bucket(bucketExpiry)
 	old := records.Get(o.pos[:])
 	var oldRec Record
@@ -316,6 +321,8 @@ func (s *Store) apply(tx *bolt.Tx, o *op) (opResult, error) {
 			return opResult{}, err
 		}
 		exp, _ := rawExpiry(o.enc)
+		delta.count(old, -1)
+		delta.count(o.enc, 1)
 		if err := records.Put(o.pos[:], o.enc); err != nil {
 			return opResult{}, err
 		}
@@ -327,6 +334,7 @@ func (s *Store) apply(tx *bolt.Tx, o *op) (opResult, error) {
 		if err := removeOld(); err != nil {
 			return opResult{}, err
 		}
+		delta.count(old, -1)
 		return opResult{stored: true}, records.Delete(o.pos[:])
 	case opSetPrimary:
 		if !oldOK {
@@ -336,8 +344,11 @@ func (s *Store) apply(tx *bolt.Tx, o *op) (opResult, error) {
 			return opResult{}, nil
 		}
 		oldRec.Primary = o.primary
+		enc := encodeRecord(s.secret, oldRec)
+		delta.count(old, -1)
+		delta.count(enc, 1)
 		// Same expiry: the index entry stays.
-		return opResult{stored: true}, records.Put(o.pos[:], encodeRecord(s.secret, oldRec))
+		return opResult{stored: true}, records.Put(o.pos[:], enc)
 	}
 	return opResult{err: fmt.Errorf("%w: unknown write kind %d", ErrInvalidArgument, o.kind)}, nil
 }

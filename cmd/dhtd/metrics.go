@@ -5,7 +5,8 @@ import (
 )
 
 // stateCollector reports the node's state at scrape time: the records and
-// bytes it holds (one store scan a scrape) and its view of the ring.
+// bytes it holds (the store's kept counts: one key read, no scan) and its
+// view of the ring.
 type stateCollector struct {
 	d *daemon
 
@@ -18,9 +19,9 @@ func newStateCollector(d *daemon) *stateCollector {
 	return &stateCollector{
 		d: d,
 		records: prometheus.NewDesc("durachord_store_records",
-			"Live records held, by kind (primary: this node owns them; replica).", []string{"kind"}, nil),
+			"Records held, by kind (primary: this node owns them; replica); expired ones count until swept.", []string{"kind"}, nil),
 		bytes: prometheus.NewDesc("durachord_store_value_bytes",
-			"Value bytes of the live records held, by kind.", []string{"kind"}, nil),
+			"Value bytes of the records held, by kind; expired ones count until swept.", []string{"kind"}, nil),
 		successors: prometheus.NewDesc("durachord_ring_successors",
 			"Distinct live successors in this node's successor list.", nil, nil),
 		predecessor: prometheus.NewDesc("durachord_ring_predecessor_set",
