@@ -116,4 +116,3 @@ func serveBare(ctx context.Context, l net.Listener) error {
 		})
 	}
 }
-
