@@ -36,17 +36,25 @@ func serveBareT(t *testing.T) (addr string, stop func() error) {
 	return l.Addr().String(), stop
 }
 
-// TestBareServer: the yardstick answers the protocol as a node does: what
-// a connection put it gets back, FAILURE for what nobody put.
-func TestBareServer(t *testing.T) {
-	addr, _ := serveBareT(t)
+// dialT connects to addr for the rest of the test; ctx bounds the test's
+// requests.
+func dialT(t *testing.T, addr string) (context.Context, *api.Client) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	c, err := api.Dial(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return ctx, c
+}
+
+// TestBareServer: the yardstick answers the protocol as a node does: what
+// a connection put it gets back, FAILURE for what nobody put.
+func TestBareServer(t *testing.T) {
+	addr, _ := serveBareT(t)
+	ctx, c := dialT(t, addr)
 	k, other := benchKey(1), benchKey(2)
 	if err := c.Put(ctx, api.Put{Key: k, Value: []byte("v1")}); err != nil {
 		t.Fatal(err)
@@ -71,13 +79,7 @@ func TestBareServer(t *testing.T) {
 // serves, idle ones included, and returns.
 func TestBareServerStops(t *testing.T) {
 	addr, stop := serveBareT(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := api.Dial(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ctx, c := dialT(t, addr)
 	if _, err := c.Get(ctx, benchKey(1)); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("Get = %v; want %v", err, api.ErrNotFound)
 	}

@@ -89,6 +89,7 @@ func TestBenchRingSmoke(t *testing.T) {
 		regexp.MustCompile(`(?m)^durachord, 1 node +[1-9]\d* +[\d.]+ +[\d.]+ +[1-9]\d* +[\d.]+ +[\d.]+ +0$`),
 		regexp.MustCompile(`(?m)^bare server +[1-9]\d* +[\d.]+ +[\d.]+ +[1-9]\d* +[\d.]+ +[\d.]+ +0$`),
 		regexp.MustCompile(`(?m)^ours / bare server +[\d.]+`),
+		regexp.MustCompile(`(?m)^ours' confirmed PUT rate over the bare server's GET rate: [\d.]+ `),
 		regexp.MustCompile(`(?m)^OpenDHT, 1 node: not measured \(not in -peers\)$`),
 		regexp.MustCompile(`(?m)^etcd, 3 members: not measured \(not in -peers\)$`),
 	} {

@@ -174,13 +174,9 @@ func benchPhases(ctx context.Context, o options, addrs []string, viaOther bool) 
 		{[]string{"--get-ratio", "0", "--put-confirm"}, &res.Put, false},
 		{append([]string{"--get-ratio", "1", "--preload"}, map[bool][]string{true: {"--get-via-other"}}[viaOther]...), &res.Get, true},
 	} {
-		out, err := runCmd(ctx, phaseTimeout, "", o.dhtctl, append(common, ph.args...)...)
-		if err != nil {
-			return res, err
-		}
 		var rep benchReport
-		if err := json.Unmarshal(out, &rep); err != nil {
-			return res, fmt.Errorf("dhtctl bench printed %q: %w", out, err)
+		if err := runJSON(ctx, &rep, "", o.dhtctl, append(common, ph.args...)...); err != nil {
+			return res, err
 		}
 		ph.into.OpsPerSec = rep.OpsPerSec
 		ph.into.P50, ph.into.P99 = rep.Put.P50, rep.Put.P99
@@ -241,12 +237,6 @@ func (d openDHT) measure(ctx context.Context, o options, _ string, stderr io.Wri
 	if o.nodes > 1 {
 		boot += ",127.0.0.1:4223"
 	}
-	out, err := runCmd(ctx, phaseTimeout, d.dir, d.cluster(), "exec", "/usr/bin/python3", "bench.py",
-		"-M", strconv.Itoa(o.ops), "-C", strconv.Itoa(o.conc), "--value-size", strconv.Itoa(o.valueSize),
-		"--clients", "2", "--settle", "15", "--wait-nodes", strconv.Itoa(min(o.nodes, 8)), "--bootstrap", boot)
-	if err != nil {
-		return result{}, err
-	}
 	var rep struct {
 		Put, Get struct {
 			N         int64   `json:"n"`
@@ -257,8 +247,10 @@ func (d openDHT) measure(ctx context.Context, o options, _ string, stderr io.Wri
 		}
 		Error string `json:"error"`
 	}
-	if err := json.Unmarshal(lastLine(out), &rep); err != nil {
-		return result{}, fmt.Errorf("bench.py printed %q: %w", out, err)
+	if err := runJSON(ctx, &rep, d.dir, d.cluster(), "exec", "/usr/bin/python3", "bench.py",
+		"-M", strconv.Itoa(o.ops), "-C", strconv.Itoa(o.conc), "--value-size", strconv.Itoa(o.valueSize),
+		"--clients", "2", "--settle", "15", "--wait-nodes", strconv.Itoa(min(o.nodes, 8)), "--bootstrap", boot); err != nil {
+		return result{}, err
 	}
 	if rep.Error != "" {
 		return result{}, fmt.Errorf("bench.py: %s", rep.Error)
@@ -308,11 +300,6 @@ func (e etcd) measure(ctx context.Context, o options, _ string, stderr io.Writer
 	if err != nil {
 		return result{}, err
 	}
-	eps := string(lastLine(out))
-	out, err = runCmd(ctx, phaseTimeout, "", e.loadgen, "-endpoints", eps, "-n", strconv.Itoa(o.ops), "-c", strconv.Itoa(o.conc))
-	if err != nil {
-		return result{}, err
-	}
 	var rep struct {
 		Put, Get struct {
 			OpsPerSec float64 `json:"ops_per_s"`
@@ -321,13 +308,11 @@ func (e etcd) measure(ctx context.Context, o options, _ string, stderr io.Writer
 			Failed    int64   `json:"failed"`
 		}
 	}
-	if err := json.Unmarshal(lastLine(out), &rep); err != nil {
-		return result{}, fmt.Errorf("loadgen printed %q: %w", out, err)
+	eps := string(lastLine(out))
+	if err := runJSON(ctx, &rep, "", e.loadgen, "-endpoints", eps, "-n", strconv.Itoa(o.ops), "-c", strconv.Itoa(o.conc)); err != nil {
+		return result{}, err
 	}
-	return result{
-		Put: phase(rep.Put),
-		Get: phase(rep.Get),
-	}, nil
+	return result{Put: phase(rep.Put), Get: phase(rep.Get)}, nil
 }
 
 // stopCluster runs a peer's `cluster.sh stop`, on a context of its own so
@@ -336,6 +321,19 @@ func stopCluster(script, dir string, stderr io.Writer) {
 	if _, err := runCmd(context.Background(), stopTimeout, dir, script, "stop"); err != nil {
 		fmt.Fprintf(stderr, "bench-ring: %s stop: %v\n", script, err)
 	}
+}
+
+// runJSON runs a driver for at most phaseTimeout and decodes the last line
+// it prints, a JSON object, into v.
+func runJSON(ctx context.Context, v any, dir, name string, args ...string) error {
+	out, err := runCmd(ctx, phaseTimeout, dir, name, args...)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(lastLine(out), v); err != nil {
+		return fmt.Errorf("%s printed %q: %w", filepath.Base(name), out, err)
+	}
+	return nil
 }
 
 func lastLine(out []byte) []byte {

@@ -140,8 +140,8 @@ func printTable(w io.Writer, o options, env environment, runs []runResult) {
 	if o.nodes == 1 {
 		via = "GETs through the one node"
 	}
-	fmt.Fprintf(w, "%d nodes, %d clients, %d-byte values, %d PUTs then %d GETs; ours: replication %d, PUT confirmed by a GET on its connection, %s\n",
-		o.nodes, o.conc, o.valueSize, o.ops, o.ops, o.replication, via)
+	fmt.Fprintf(w, "%s, %d clients, %d-byte values, %d PUTs then %d GETs; ours: replication %d, PUT confirmed by a GET on its connection, %s\n",
+		plural(o.nodes, "node"), o.conc, o.valueSize, o.ops, o.ops, o.replication, via)
 	fmt.Fprintf(w, "%s, nproc %d, load average %s at the start, %s at the end; %d run(s), medians\n",
 		env.started.Format("2006-01-02 15:04 MST"), env.nproc, env.loadBefore, env.loadAfter, len(runs))
 	for _, line := range env.skipped {
@@ -186,7 +186,32 @@ func printTable(w io.Writer, o options, env environment, runs []runResult) {
 		}
 		fmt.Fprintln(w)
 	}
+	if r, ok := crossRatio(runs); ok {
+		fmt.Fprintf(w, "ours' confirmed PUT rate over the bare server's GET rate: %.3f (median of the same-run ratios)\n", r)
+	}
 	fmt.Fprintln(w, "ratios: ours over the peer, each the median of the ratios measured in the same run; above 1 is better for ops/s, below 1 for p50 and p99")
+}
+
+// crossRatio is our PUT rate over the bare server's GET rate, the median
+// of the ratios measured in the same run.
+func crossRatio(runs []runResult) (float64, bool) {
+	var xs []float64
+	for _, r := range runs {
+		var put, get float64
+		for _, res := range r.Results {
+			switch {
+			case res.Failed != "":
+			case res.System == "ours":
+				put = res.Put.OpsPerSec
+			case res.System == peerBare:
+				get = res.Get.OpsPerSec
+			}
+		}
+		if put > 0 && get > 0 {
+			xs = append(xs, put/get)
+		}
+	}
+	return median(xs), len(xs) > 0
 }
 
 func shortName(name string) string {
