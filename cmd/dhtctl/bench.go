@@ -159,7 +159,8 @@ A progress bar is drawn on stderr when it is a terminal (not with --json).`,
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of one operation"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object, no progress bar"},
 		},
-		Subcommands: []*cli.Command{benchBareServerCommand()},
+		Subcommands:     []*cli.Command{benchBareServerCommand()},
+		HideHelpCommand: true, // the one sub-command is a hidden benchmark fixture
 		Action: func(cctx *cli.Context) error {
 			if cctx.NArg() != 0 {
 				return failf("bench: takes no arguments")

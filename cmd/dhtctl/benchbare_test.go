@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,5 +89,13 @@ func TestBareServerStops(t *testing.T) {
 	}
 	if _, err := c.Get(ctx, benchKey(1)); !errors.Is(err, api.ErrClientClosed) {
 		t.Fatalf("Get after the server stopped = %v; want %v", err, api.ErrClientClosed)
+	}
+}
+
+// TestBareServerHidden: the fixture is not part of bench's help.
+func TestBareServerHidden(t *testing.T) {
+	code, stdout, _ := runWithInput(t, nil, "bench", "--help")
+	if code != exitOK || strings.Contains(stdout, "bare-server") || strings.Contains(stdout, "COMMANDS") {
+		t.Fatalf("bench --help = %d, %q; want 0 and no sub-commands listed", code, stdout)
 	}
 }
