@@ -73,6 +73,26 @@ sim:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/
 
+# Side by side on this machine, on the same load: a ring of ours (dhtctl
+# devnet), OpenDHT (dhtnode, as root) and etcd where installed, through
+# ../shared/bench, and the bare server; one table of ops/s, p50 and p99 with
+# the ratios. NODES, CONC (clients), VALUE_SIZE (bytes), OPS (per phase),
+# REPLICATION, REPS (runs; medians), PEERS (opendht,etcd,bare or a subset);
+# BENCHRINGFLAGS adds flags (-json FILE, -etcd-members N, -timeout D).
+NODES       ?= 4
+CONC        ?= 32
+VALUE_SIZE  ?= 100
+OPS         ?= 5000
+REPLICATION ?= 3
+REPS        ?= 1
+PEERS       ?= opendht,etcd,bare
+BENCHRINGFLAGS ?=
+.PHONY: bench-ring
+bench-ring: build
+	$(GO) build -o $(BIN)/bench-ring ./scripts/bench-ring
+	$(BIN)/bench-ring -dhtctl $(BIN)/dhtctl -shared ../shared/bench -nodes $(NODES) -c $(CONC) \
+	  -value-size $(VALUE_SIZE) -ops $(OPS) -replication $(REPLICATION) -reps $(REPS) -peers '$(PEERS)' $(BENCHRINGFLAGS)
+
 # A 4-node ring on 127.0.0.1 with a put and a get; Ctrl-C stops it.
 demo: build
 	$(BIN)/dhtctl devnet --nodes 4 --demo

@@ -8,12 +8,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/durachord/durachord/api"
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -33,6 +33,7 @@ type benchOptions struct {
 	replication uint8
 	putConfirm  bool
 	preload     bool          // put and confirm every key before the timed run
+	getViaOther bool          // GETs through the next address, not the PUTs' one
 	timeout     time.Duration // per operation
 }
 
@@ -54,6 +55,9 @@ type benchReport struct {
 	ValueSize   int      `json:"value_size"`
 	Keys        int      `json:"keys"`
 	PutConfirm  bool     `json:"put_confirm"`
+	// GetViaOther: each connection's GETs went through the --api address
+	// after the one that took its PUTs.
+	GetViaOther bool `json:"get_via_other"`
 	// Preloaded counts the keys put and confirmed by --preload before the
 	// timed run; PreloadFailed those whose confirming GET answered FAILURE.
 	Preloaded      int64         `json:"preloaded"`
@@ -81,12 +85,17 @@ type benchReport struct {
 
 // benchWorker is the state of one connection's worker.
 type benchWorker struct {
-	putLat, getLat             []time.Duration
+	// put takes the worker's PUTs (and confirming GETs); get its GETs: the
+	// same client unless --get-via-other.
+	put, get                   *api.Client
+	putLat, getLat             *latencyHistogram
 	hits, misses, failed, errs int64
 	preloaded, preloadFailed   int64
 	firstErr                   error
 	// wasPut[j] is set once the worker's j-th key has been put without
-	// error on this worker's connection.
+	// error on the worker's PUT connection and a GET of it must see it: on
+	// that connection by read-your-writes, through another node once
+	// --preload confirmed it.
 	wasPut []bool
 }
 
@@ -119,6 +128,15 @@ is the time to write it to the connection. With --put-confirm each PUT is
 followed by a GET of the same key on the same connection and the latency is
 that round trip; a confirming GET that answers FAILURE counts as failed.
 
+--get-via-other sends each connection's GETs through the next --api address
+after the one that takes its PUTs (and confirming GETs), so that no GET is
+answered by the node that took the PUT. Read-your-writes then does not
+apply, so a GET's FAILURE counts as failed only for keys --preload put and
+confirmed; for keys put during the timed run it counts as a miss.
+
+Latencies are kept in a histogram (HdrHistogram, 3 significant digits: a
+percentile is within 0.1% of the measured latency).
+
 A progress bar is drawn on stderr when it is a terminal (not with --json).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{
@@ -137,9 +155,12 @@ A progress bar is drawn on stderr when it is a terminal (not with --json).`,
 			replicationFlag(),
 			&cli.BoolFlag{Name: "put-confirm", Usage: "time each PUT with a confirming GET on the same connection"},
 			&cli.BoolFlag{Name: "preload", Usage: "before the timed run, put and confirm every key once, so that every GET is of a stored key"},
+			&cli.BoolFlag{Name: "get-via-other", Usage: "send each connection's GETs through the next --api address, not the one that takes its PUTs (needs two addresses)"},
 			&cli.DurationFlag{Name: "timeout", Value: 10 * time.Second, Usage: "deadline of one operation"},
 			&cli.BoolFlag{Name: "json", Usage: "print the report as one JSON object, no progress bar"},
 		},
+		Subcommands:     []*cli.Command{benchBareServerCommand()},
+		HideHelpCommand: true, // the one sub-command is a hidden benchmark fixture
 		Action: func(cctx *cli.Context) error {
 			if cctx.NArg() != 0 {
 				return failf("bench: takes no arguments")
@@ -173,6 +194,7 @@ func benchOptionsFrom(cctx *cli.Context) (benchOptions, error) {
 		keys:        cctx.Int("keys"),
 		putConfirm:  cctx.Bool("put-confirm"),
 		preload:     cctx.Bool("preload"),
+		getViaOther: cctx.Bool("get-via-other"),
 		timeout:     cctx.Duration("timeout"),
 	}
 	for _, a := range strings.Split(cctx.String("api"), ",") {
@@ -190,6 +212,8 @@ func benchOptionsFrom(cctx *cli.Context) (benchOptions, error) {
 	switch {
 	case len(o.addrs) == 0:
 		return o, errors.New("--api names no address")
+	case o.getViaOther && len(o.addrs) < 2:
+		return o, errors.New("--get-via-other needs at least two --api addresses")
 	case o.duration < 0:
 		return o, errors.New("--duration is negative")
 	case o.duration == 0 && o.ops < 1:
@@ -221,32 +245,25 @@ func benchKey(i int) [api.KeySize]byte {
 
 // runBench connects, runs the workers and summarises what they measured.
 func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar bool) (benchReport, error) {
-	clients := make([]*api.Client, o.concurrency)
+	workers := make([]benchWorker, o.concurrency)
 	defer func() {
-		for _, c := range clients {
-			if c != nil {
-				c.Close()
-			}
+		for w := range workers {
+			workers[w].close()
 		}
 	}()
-	for i := range clients {
-		dctx, cancel := context.WithTimeout(ctx, o.timeout)
-		c, err := api.Dial(dctx, o.addrs[i%len(o.addrs)])
-		cancel()
-		if err != nil {
+	putLat, getLat := newLatencyHistogram(), newLatencyHistogram()
+	for w := range workers {
+		st := &workers[w]
+		st.wasPut = make([]bool, workerKeys(o, w))
+		st.putLat, st.getLat = putLat, getLat
+		if err := st.dial(ctx, o, w); err != nil {
 			return benchReport{}, err
 		}
-		clients[i] = c
-	}
-
-	workers := make([]benchWorker, o.concurrency)
-	for w := range workers {
-		workers[w].wasPut = make([]bool, workerKeys(o, w))
 	}
 	var preloadTime time.Duration
 	if o.preload {
 		start := time.Now()
-		if err := preload(ctx, o, clients, workers); err != nil {
+		if err := preload(ctx, o, workers); err != nil {
 			return benchReport{}, err
 		}
 		preloadTime = time.Since(start)
@@ -268,9 +285,7 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar boo
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range workers {
-		wg.Go(func() {
-			clients[w] = runWorker(runCtx, o, w, clients[w], &workers[w], &issued, &done)
-		})
+		wg.Go(func() { runWorker(runCtx, o, w, &workers[w], &issued, &done) })
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -278,17 +293,15 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar boo
 
 	rep := benchReport{
 		Addrs: o.addrs, Concurrency: o.concurrency, ValueSize: o.valueSize, Keys: o.keys,
-		PutConfirm: o.putConfirm, PreloadSeconds: preloadTime.Seconds(),
+		PutConfirm: o.putConfirm, GetViaOther: o.getViaOther, PreloadSeconds: preloadTime.Seconds(),
 		Ops: done.Load(), Seconds: elapsed.Seconds(),
+		Put: putLat.report(), Get: getLat.report(),
 	}
 	if elapsed > 0 {
 		rep.OpsPerSec = float64(rep.Ops) / elapsed.Seconds()
 	}
-	var puts, gets []time.Duration
 	for i := range workers {
 		w := &workers[i]
-		puts = append(puts, w.putLat...)
-		gets = append(gets, w.getLat...)
 		rep.GetHits += w.hits
 		rep.GetMisses += w.misses
 		rep.FailedGets += w.failed
@@ -299,9 +312,41 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar boo
 			rep.FirstError = w.firstErr.Error()
 		}
 	}
-	rep.Put = summarise(puts)
-	rep.Get = summarise(gets)
 	return rep, nil
+}
+
+// dial connects worker w: its PUT connection to the w-th address (in turn),
+// and with --get-via-other its GET connection to the next one.
+func (st *benchWorker) dial(ctx context.Context, o benchOptions, w int) error {
+	dial := func(addr string) (*api.Client, error) {
+		dctx, cancel := context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+		return api.Dial(dctx, addr)
+	}
+	var err error
+	if st.put, err = dial(o.addrs[w%len(o.addrs)]); err != nil {
+		return err
+	}
+	st.get = st.put
+	if o.getViaOther {
+		st.get, err = dial(o.addrs[(w+1)%len(o.addrs)])
+	}
+	return err
+}
+
+// broken reports whether one of the worker's connections has failed.
+func (st *benchWorker) broken() bool {
+	return st.put == nil || st.get == nil || st.put.Err() != nil || st.get.Err() != nil
+}
+
+// close closes the worker's connections; it is idempotent.
+func (st *benchWorker) close() {
+	for _, c := range []*api.Client{st.put, st.get} {
+		if c != nil {
+			c.Close()
+		}
+	}
+	st.put, st.get = nil, nil
 }
 
 // startBar draws the progress of done on stderr until the returned function
@@ -355,13 +400,13 @@ func benchValue(o benchOptions, rng *rand.Rand) []byte {
 	return value
 }
 
-// preload puts every key of each worker's share once on the worker's
-// connection and confirms it with a GET there (read-your-writes makes the GET
-// wait for the PUT), all workers at once. A confirming GET that answers
+// preload puts every key of each worker's share once on the worker's PUT
+// connection and confirms it with a GET there (read-your-writes makes the
+// GET wait for the PUT), all workers at once. A confirming GET that answers
 // FAILURE is counted in preloadFailed; the key still counts as put, so the
 // run's GETs of it count as failed too. Any other error ends the bench,
 // whose figures would otherwise mean nothing.
-func preload(ctx context.Context, o benchOptions, clients []*api.Client, workers []benchWorker) error {
+func preload(ctx context.Context, o benchOptions, workers []benchWorker) error {
 	errs := make([]error, len(workers))
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -371,10 +416,10 @@ func preload(ctx context.Context, o benchOptions, clients []*api.Client, workers
 			for j := range st.wasPut {
 				k := benchKey(w + j*o.concurrency)
 				octx, cancel := context.WithTimeout(ctx, o.timeout)
-				err := clients[w].Put(octx, api.Put{TTL: o.ttl, Replication: o.replication, Key: k, Value: value})
+				err := st.put.Put(octx, api.Put{TTL: o.ttl, Replication: o.replication, Key: k, Value: value})
 				if err == nil {
 					st.wasPut[j] = true
-					_, err = clients[w].Get(octx, k)
+					_, err = st.put.Get(octx, k)
 				}
 				cancel()
 				switch {
@@ -393,35 +438,30 @@ func preload(ctx context.Context, o benchOptions, clients []*api.Client, workers
 	return errors.Join(errs...)
 }
 
-// runWorker runs operations on c until the run's ops are issued or ctx
-// ends, and returns the client it ended with: when a connection fails it
-// dials a new one. Worker w owns the keys w, w+concurrency,
-// w+2*concurrency, ...
-func runWorker(ctx context.Context, o benchOptions, w int, c *api.Client, st *benchWorker, issued, done *atomic.Int64) *api.Client {
+// runWorker runs operations on the worker's connections until the run's ops
+// are issued or ctx ends; when a connection fails it dials new ones. Worker
+// w owns the keys w, w+concurrency, w+2*concurrency, ...
+func runWorker(ctx context.Context, o benchOptions, w int, st *benchWorker, issued, done *atomic.Int64) {
 	rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 	nkeys := len(st.wasPut)
 	value := benchValue(o, rng)
 	for ctx.Err() == nil {
 		if o.duration == 0 && issued.Add(1) > o.ops {
-			return c
+			return
 		}
-		if st.errs > 0 && c.Err() != nil {
-			c.Close()
-			dctx, cancel := context.WithTimeout(ctx, o.timeout)
-			nc, err := api.Dial(dctx, o.addrs[w%len(o.addrs)])
-			cancel()
-			if err != nil {
+		if st.errs > 0 && st.broken() {
+			st.close()
+			if err := st.dial(ctx, o, w); err != nil {
 				st.fail(err)
-				return nil
+				return
 			}
-			c = nc
 		}
 		j := rng.IntN(nkeys)
 		k := benchKey(w + j*o.concurrency)
 		octx, cancel := context.WithTimeout(ctx, o.timeout)
 		start := time.Now()
 		if rng.Float64() < o.getRatio {
-			_, err := c.Get(octx, k)
+			_, err := st.get.Get(octx, k)
 			lat := time.Since(start)
 			switch {
 			case err == nil:
@@ -433,51 +473,75 @@ func runWorker(ctx context.Context, o benchOptions, w int, c *api.Client, st *be
 			default:
 				if ctx.Err() != nil {
 					cancel()
-					return c // the run ended during the operation
+					return // the run ended during the operation
 				}
 				st.fail(err)
 			}
-			st.getLat = append(st.getLat, lat)
+			st.getLat.record(lat)
 		} else {
-			err := c.Put(octx, api.Put{TTL: o.ttl, Replication: o.replication, Key: k, Value: value})
+			err := st.put.Put(octx, api.Put{TTL: o.ttl, Replication: o.replication, Key: k, Value: value})
 			if err == nil && o.putConfirm {
-				_, err = c.Get(octx, k)
+				_, err = st.put.Get(octx, k)
 				if errors.Is(err, api.ErrNotFound) {
 					st.failed++
 					err = nil
 				}
 			}
 			lat := time.Since(start)
-			if err != nil {
-				if ctx.Err() != nil {
-					cancel()
-					return c
-				}
+			switch {
+			case err != nil && ctx.Err() != nil:
+				cancel()
+				return
+			case err != nil:
 				st.fail(err)
-			} else {
-				st.wasPut[j] = true
+			case !o.getViaOther:
+				st.wasPut[j] = true // this connection's GETs must see it
 			}
-			st.putLat = append(st.putLat, lat)
+			st.putLat.record(lat)
 		}
 		cancel()
 		done.Add(1)
 	}
-	return c
 }
 
-func summarise(lat []time.Duration) latencyReport {
-	r := latencyReport{Count: int64(len(lat))}
-	if len(lat) == 0 {
+// latencyHistogram collects the latencies of one operation type from every
+// worker: an HdrHistogram of microseconds with 3 significant digits (each
+// percentile within 0.1% of the latency it stands for), up to an hour
+// (longer ones count as an hour; max stays exact). Its memory is fixed
+// (about 180 KiB), however many operations it counts.
+type latencyHistogram struct {
+	mu  sync.Mutex // guards h, max
+	h   *hdrhistogram.Histogram
+	max time.Duration
+}
+
+// histogramMaxMicros is the longest latency the histogram tells apart.
+const histogramMaxMicros = int64(time.Hour / time.Microsecond)
+
+func newLatencyHistogram() *latencyHistogram {
+	return &latencyHistogram{h: hdrhistogram.New(1, histogramMaxMicros, 3)}
+}
+
+func (l *latencyHistogram) record(d time.Duration) {
+	us := min(max(d.Microseconds(), 1), histogramMaxMicros)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.h.RecordValue(us) // in range by construction
+	l.max = max(l.max, d)
+}
+
+func (l *latencyHistogram) report() latencyReport {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := latencyReport{Count: l.h.TotalCount()}
+	if r.Count == 0 {
 		return r
 	}
-	slices.Sort(lat)
-	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-	pct := func(p float64) float64 {
-		i := int(math.Ceil(p*float64(len(lat)))) - 1
-		return ms(lat[max(0, min(i, len(lat)-1))])
-	}
-	r.P50, r.P90, r.P99, r.P999 = pct(0.50), pct(0.90), pct(0.99), pct(0.999)
-	r.Max = ms(lat[len(lat)-1])
+	r.Max = float64(l.max) / float64(time.Millisecond)
+	// The histogram answers with the top of a value's bucket, which can
+	// lie just above the exact max.
+	ms := func(q float64) float64 { return min(float64(l.h.ValueAtQuantile(q))/1e3, r.Max) }
+	r.P50, r.P90, r.P99, r.P999 = ms(50), ms(90), ms(99), ms(99.9)
 	return r
 }
 
