@@ -1,10 +1,7 @@
 // Package dht keeps records on the ring: it is the service behind the client
 // API. A PUT goes to the key's owner, which assigns the version, stores the
-// record durably and pushes it to the next replication-1 successors; it
-// answers once the record is on its write quorum (Config.WriteQuorum nodes,
-// the owner included), serves a version only from then on, and repairs a
-// holder that missed a push at once. A GET asks the owner and falls back to
-// the replica holders. A
+// record durably and pushes it to the next replication-1 successors before it
+// answers; a GET asks the owner and falls back to the replica holders. A
 // periodic maintenance round, also started by every ring change, keeps records
 // where they belong: it promotes replicas in the node's own arc, hands records
 // outside its arc to their owner (keeping them as replicas only while the node is
@@ -18,8 +15,7 @@
 // digits, values base64, expiry unix nanoseconds, versions {clock, node}.
 // A record is {key, value, expiry, version, replication}.
 //
-//	dht.put      {key, value, expiry, replication}      -> {version}        owner assigns the version and replicates;
-//	                                                                           overloaded when short of its write quorum
+//	dht.put      {key, value, expiry, replication}      -> {version}        owner assigns the version and replicates
 //	dht.get      {key}                                  -> record | not found
 //	dht.store    {records}                              -> {stored}         put-if-newer of each record; the receiver
 //	                                                                           flags a record primary when it owns it

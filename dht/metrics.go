@@ -14,8 +14,6 @@ type metrics struct {
 	promoted    prometheus.Counter
 	swept       prometheus.Counter
 	rounds      *prometheus.CounterVec
-	quorum      *prometheus.CounterVec
-	immediate   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,18 +54,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "durachord_dht_maintenance_rounds_total",
 			Help: "Maintenance rounds (placement and anti-entropy), by outcome.",
 		}, []string{"outcome"}),
-		quorum: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "durachord_dht_put_quorum_total",
-			Help: "Puts stored by this node as owner, by whether their write quorum was met (met, short).",
-		}, []string{"outcome"}),
-		immediate: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "durachord_dht_immediate_repair_records_total",
-			Help: "Records a holder missed on a put, by fate (queued, repaired, given_up, left_window, overflow).",
-		}, []string{"outcome"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.ops, m.replication, m.received, m.handoff, m.repair,
-			m.dropped, m.promoted, m.swept, m.rounds, m.quorum, m.immediate} {
+			m.dropped, m.promoted, m.swept, m.rounds} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
