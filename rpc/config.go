@@ -83,8 +83,16 @@ type ServerConfig struct {
 	// all connections; a request beyond it waits for a slot within its
 	// deadline, behind at most 4*MaxHandlers others, and is answered with
 	// chord.ErrOverloaded when it cannot get one. Ring calls (chord.*) have
-	// 64 slots of their own. Default 256.
+	// 64 slots of their own, and the CallingMethods MaxHandlers more.
+	// Default 256.
 	MaxHandlers int
+	// CallingMethods are the records calls whose handlers call other nodes
+	// before they answer (an owner's dht.put waits for its replica pushes).
+	// They get MaxHandlers slots of their own: if they
+	// shared the slots of the calls they wait for, a burst of them on every
+	// node would hold all the slots while each waits for a slot on a peer.
+	// Default none.
+	CallingMethods []string
 	// MaxConns is the number of connections open at once (including those in
 	// their handshake); more are closed at once. Default 1024.
 	MaxConns int

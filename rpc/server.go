@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,7 @@ type Server struct {
 	tlsCfg  *tls.Config
 	sem     chan struct{} // one token per running handler of records calls
 	ctrl    chan struct{} // one token per running handler of ring calls (chord.*)
+	calling chan struct{} // one token per running handler of the CallingMethods
 	// queued counts the requests waiting for a handler slot.
 	queued atomic.Int64
 	// stopping mirrors shuttingDown for the per-request check.
@@ -74,6 +76,7 @@ func NewServer(cfg ServerConfig, id *crypto.Identity, keys *crypto.Keyring, h ch
 	if id == nil || keys == nil || h == nil {
 		return nil, errors.New("rpc: NewServer needs an identity, a keyring and a handler")
 	}
+	cfg.CallingMethods = slices.Clone(cfg.CallingMethods) // the caller's copy stays theirs
 	log := cfg.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -93,6 +96,7 @@ func NewServer(cfg ServerConfig, id *crypto.Identity, keys *crypto.Keyring, h ch
 		tlsCfg:    noDynamicRecords(id.ServerConfig()),
 		sem:       make(chan struct{}, cfg.MaxHandlers),
 		ctrl:      make(chan struct{}, ctrlHandlers),
+		calling:   make(chan struct{}, cfg.MaxHandlers),
 		jobs:      make(chan func()),
 		baseCtx:   ctx,
 		cancel:    cancel,
@@ -418,8 +422,11 @@ func (h *connHandler) dispatch(f *frameBuf, req request) {
 	// Ring maintenance has slots of its own, so that a storm of records
 	// calls cannot starve stabilisation into evicting live peers.
 	sem := s.sem
-	if strings.HasPrefix(req.method, "chord.") {
+	switch {
+	case strings.HasPrefix(req.method, "chord."):
 		sem = s.ctrl
+	case slices.Contains(s.cfg.CallingMethods, req.method):
+		sem = s.calling
 	}
 	acquired := false
 	select {

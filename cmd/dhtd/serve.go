@@ -221,6 +221,7 @@ func (d *daemon) open() error {
 	scfgRPC := rpc.DefaultServerConfig()
 	scfgRPC.MaxFrameSize = cfg.RPC.MaxFrameBytes
 	scfgRPC.MaxHandlers = cfg.RPC.MaxHandlers
+	scfgRPC.CallingMethods = dht.CallingMethods()
 	scfgRPC.Logger = d.log
 	scfgRPC.Metrics = d.reg
 	if d.server, err = rpc.NewServer(scfgRPC, d.id, d.keys, d.node); err != nil {
