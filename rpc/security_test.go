@@ -600,3 +600,33 @@ func callTrustingAnyServer(t *testing.T, addr string, id *crypto.Identity, keys 
 	}
 	return replies, nil
 }
+
+// TestCallingMethodsHaveSlotsOfTheirOwn: a handler of a CallingMethod that
+// waits for a records call to the same node (as an owner's dht.put waits for
+// a dht.store on its holders, which are owners too) gets it answered while it
+// holds its slot; with one shared slot it would wait for itself.
+func TestCallingMethodsHaveSlotsOfTheirOwn(t *testing.T) {
+	ca, keys := cryptotest.NewCA(t), cryptotest.NewKeyring(t)
+	var cli *testNode
+	var srvInfo chord.NodeInfo
+	ready := make(chan struct{})
+	h := chord.HandlerFunc(func(ctx context.Context, _ chord.ID, method string, _ json.RawMessage) (any, error) {
+		if method == "dht.put" {
+			<-ready
+			// The inner call runs on the node's records slots.
+			return "put", cli.client.Call(ctx, srvInfo, "dht.store", nil, nil)
+		}
+		return "ok", nil
+	})
+	cfg := DefaultServerConfig()
+	cfg.MaxHandlers = 1
+	cfg.HandlerTimeout = 2 * time.Second
+	cfg.CallingMethods = []string{"dht.put"}
+	srv := startNode(t, cryptotest.NewIdentity(t, ca, "127.0.0.1:0"), keys, h, cfg)
+	cli = startNode(t, cryptotest.NewIdentity(t, ca, "127.0.0.1:0"), keys, echo, DefaultServerConfig())
+	srvInfo = srv.info
+	close(ready)
+	if err := cli.client.Call(ctxT(t), srv.info, "dht.put", nil, nil); err != nil {
+		t.Fatalf("Call(dht.put) waiting on a dht.store to the same node = %v; want nil", err)
+	}
+}
