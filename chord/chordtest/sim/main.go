@@ -32,6 +32,7 @@ import (
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/chord/chordtest"
+	"github.com/durachord/durachord/dht"
 )
 
 func main() {
@@ -95,6 +96,7 @@ func run(args []string) error {
 	fmt.Printf("# durachord ring simulation (seed %d, successor list %d, cache %d)\n",
 		o.seed, o.listLen, chord.DefaultConfig().CacheSize)
 	fmt.Printf("%-6s %-22s %8s %6s %4s %4s %9s  %-26s %s\n", "N", "phase", "lookups", "mean", "p50", "p99", "correct", "target", "result")
+	var reqs []reqRow
 	for _, n := range o.sizes {
 		start := time.Now()
 		s, err := newSim(o, n)
@@ -116,7 +118,20 @@ func run(args []string) error {
 		} else {
 			s.print(n, "warm", warm, "100% correct", warm.correct == warm.count)
 		}
+		coldReq, recs := s.measureRequestsCold(o.lookups)
+		reqs = append(reqs, reqRow{n: n, phase: "cold", st: coldReq, lookupMean: cold.mean()})
+		warmReq := s.measureRequestsWarm(recs, o.warmNodes, o.warmup, o.lookups/o.warmNodes)
+		reqs = append(reqs, reqRow{n: n, phase: "warm", st: warmReq, lookupMean: warm.mean()})
 		fmt.Fprintf(os.Stderr, "N=%d done in %v\n", n, time.Since(start).Round(time.Millisecond))
+	}
+	if len(reqs) > 0 {
+		fmt.Println()
+		fmt.Println("# requests: calls per GET and per PUT made for the entry node (replica pushes by the owner apart)")
+		printRequestHeader()
+		for _, r := range reqs {
+			r.print()
+		}
+		fmt.Println()
 	}
 	if o.churnN > 0 {
 		for _, r := range o.rates {
@@ -182,7 +197,10 @@ type sim struct {
 	rng   *rand.Rand
 	net   *chordtest.Network
 	cfg   chord.Config
+	dcfg  dht.Config
 	nodes map[chord.ID]*chord.Node
+	svcs  map[chord.ID]*dht.Service
+	calls *callCounter
 	ring  []chord.ID // sorted IDs of live nodes
 	last  chord.ID   // the node that joined last
 	ctx   context.Context
@@ -204,7 +222,10 @@ func newSim(o options, n int) (*sim, error) {
 		rng:   rand.New(rand.NewPCG(o.seed, uint64(n))),
 		net:   net,
 		cfg:   cfg,
+		dcfg:  dht.DefaultConfig(),
 		nodes: make(map[chord.ID]*chord.Node),
+		svcs:  make(map[chord.ID]*dht.Service),
+		calls: &callCounter{n: make(map[string]int)},
 		ctx:   context.Background(),
 	}, nil
 }
@@ -235,10 +256,16 @@ func (s *sim) randomID() chord.ID {
 func (s *sim) newNode() (*chord.Node, error) {
 	id := s.randomID()
 	info := chord.NodeInfo{ID: id, Addr: "sim-" + id.String()[:16]}
-	n, err := chord.New(s.cfg, info, s.net.Transport(info), nil)
+	tr := countingTransport{Transport: s.net.Transport(info), c: s.calls}
+	n, err := chord.New(s.cfg, info, tr, nil)
 	if err != nil {
 		return nil, err
 	}
+	svc, err := dht.New(s.dcfg, n, tr, newMemRecords())
+	if err != nil {
+		return nil, err
+	}
+	s.svcs[id] = svc
 	s.net.Listen(info, n)
 	return n, nil
 }
@@ -256,6 +283,7 @@ func (s *sim) remove(id chord.ID) {
 		s.ring = slices.Delete(s.ring, i, i+1)
 	}
 	delete(s.nodes, id)
+	delete(s.svcs, id)
 }
 
 // owner is the true successor of id among the live nodes.
