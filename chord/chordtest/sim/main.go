@@ -2,7 +2,11 @@
 // package chordtest and prints lookup figures: hops per lookup (the number of
 // remote nodes a lookup queries) and the fraction of lookups that name the
 // true owner, cold (empty lookup cache), warm (after the requesting node did
-// -warmup lookups of other random keys) and under churn.
+// -warmup lookups of other random keys) and under churn. Then request
+// figures: the calls between nodes per GET and per PUT of the records layer
+// (package dht, records kept in memory), cold (empty caches before each) and
+// warm (after the entry node did -warmup GETs of other records), with the
+// owner's replica pushes counted apart.
 //
 // Time is virtual: the simulator calls each node's round methods (Stabilize,
 // FixFingers, CheckPredecessor, ProbeEvicted) itself, in event order, and
@@ -58,9 +62,9 @@ type options struct {
 func run(args []string) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	sizes := fs.String("n", "64,256,1024,4096", "ring sizes to simulate, comma separated (empty: none, churn runs only)")
-	lookups := fs.Int("lookups", 2000, "cold lookups per ring size")
+	lookups := fs.Int("lookups", 2000, "cold lookups per ring size; also cold PUTs, cold GETs and warm requests")
 	warmNodes := fs.Int("warm-nodes", 10, "requesting nodes for the warm measurement")
-	warmup := fs.Int("warmup", 1000, "lookups of random keys each warm node does before it is measured")
+	warmup := fs.Int("warmup", 1000, "lookups (for the request figures: GETs) of random keys each warm node does before it is measured")
 	churnN := fs.Int("churn-n", 1024, "ring size for the churn runs (0: none)")
 	rates := fs.String("rates", "0.05,0.1,0.2,0.4", "join rate = failure rate R per second for the churn runs, comma separated")
 	churnFor := fs.Duration("churn-for", 30*time.Minute, "virtual duration of each churn run")
@@ -124,15 +128,6 @@ func run(args []string) error {
 		reqs = append(reqs, reqRow{n: n, phase: "warm", st: warmReq, lookupMean: warm.mean()})
 		fmt.Fprintf(os.Stderr, "N=%d done in %v\n", n, time.Since(start).Round(time.Millisecond))
 	}
-	if len(reqs) > 0 {
-		fmt.Println()
-		fmt.Println("# requests: calls per GET and per PUT made for the entry node (replica pushes by the owner apart)")
-		printRequestHeader()
-		for _, r := range reqs {
-			r.print()
-		}
-		fmt.Println()
-	}
 	if o.churnN > 0 {
 		for _, r := range o.rates {
 			start := time.Now()
@@ -146,6 +141,14 @@ func run(args []string) error {
 			st, live := s.churn(r, o.churnFor, o.lookupHz)
 			s.print(o.churnN, fmt.Sprintf("churn R=%.2f/s", r), st, ">=99% correct", float64(st.correct) >= 0.99*float64(st.count))
 			fmt.Fprintf(os.Stderr, "churn R=%.2f done in %v (%d nodes alive at the end)\n", r, time.Since(start).Round(time.Millisecond), live)
+		}
+	}
+	if len(reqs) > 0 {
+		fmt.Println()
+		fmt.Println("# requests: calls between nodes per GET and per PUT through the entry node (the owner's replica pushes apart)")
+		printRequestHeader()
+		for _, r := range reqs {
+			r.print()
 		}
 	}
 	return nil
