@@ -56,8 +56,8 @@ func (c *nodeCache) reset() {
 // ownerCache is a bounded set of arcs learned from lookup replies and
 // referrals: each says that owner is responsible for the identifiers in
 // (pred, owner]. It is kept sorted by owner so that the arc of an identifier
-// is found by one binary search, and evicts the least recently used arc. Not
-// safe for concurrent use (the Node's mutex guards it).
+// is found by one binary search, and evicts about the least recently used
+// arc (see evict). Not safe for concurrent use (the Node's mutex guards it).
 type ownerCache struct {
 	max  int
 	arcs []ownerArc // sorted by owner.ID
@@ -91,14 +91,39 @@ func (c *ownerCache) add(owner NodeInfo, pred ID) {
 	}
 	c.arcs = slices.Insert(c.arcs, i, ownerArc{owner: owner, pred: pred, used: c.tick})
 	if len(c.arcs) > c.max {
-		oldest := 0
+		c.evict()
+	}
+}
+
+// evictSample is the number of arcs evict compares: the least recently used
+// of a sample, as Redis approximates LRU, so that a full cache costs no scan
+// of every arc per arc learned.
+const evictSample = 8
+
+// evict removes the least recently used arc of a sample (of every arc when
+// there are few).
+func (c *ownerCache) evict() {
+	oldest := 0
+	if len(c.arcs) <= evictSample {
 		for j, a := range c.arcs {
 			if a.used < c.arcs[oldest].used {
 				oldest = j
 			}
 		}
-		c.arcs = slices.Delete(c.arcs, oldest, oldest+1)
+	} else {
+		x := c.tick*0x9e3779b97f4a7c15 | 1 // a cheap pseudo-random sequence
+		oldest = -1
+		for range evictSample {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			j := int(x % uint64(len(c.arcs)))
+			if oldest < 0 || c.arcs[j].used < c.arcs[oldest].used {
+				oldest = j
+			}
+		}
 	}
+	c.arcs = slices.Delete(c.arcs, oldest, oldest+1)
 }
 
 // owner returns the owner of the arc that holds id, the index of its arc,

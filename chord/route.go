@@ -112,7 +112,15 @@ func (n *Node) Route(ctx context.Context, id ID, ask Asker) (RouteResult, error)
 			if ctx.Err() != nil || !remote || !(isPeerFailure(err) || errors.Is(err, ErrNotReady)) {
 				return n.routeFailed(w.calls, tried, err)
 			}
-			w.failed(to, err)
+			if errors.Is(err, context.DeadlineExceeded) {
+				// Slow rather than dead (a busy disk, a long queue): route
+				// around it without counting it against it, as the
+				// requests' own timeouts are not the ring's.
+				w.lastErr = fmt.Errorf("via %s: %w", to.Addr, err)
+				w.skipNode(to)
+			} else {
+				w.failed(to, err)
+			}
 			n.m.routeRedirects.Inc()
 		default:
 			n.noteSuccess(to)

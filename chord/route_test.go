@@ -339,3 +339,29 @@ func TestRouteBounded(t *testing.T) {
 		}
 	})
 }
+
+// TestRouteSlowOwnerNotSuspected: an owner whose request timed out is routed
+// around for that request but not suspected: the next request goes to it
+// again, from the owner cache.
+func TestRouteSlowOwnerNotSuspected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newHandRing(t, routeConfig(), 0x10, 0x30, 0x50, 0x70, 0x90, 0xb0, 0xd0, 0xf0)
+		from, pos, owner := r.node(at(0xb0)), at(0x60), at(0x70)
+		r.mustRoute(from, pos, owner, 6)
+		slow := func(ask chord.Asker) chord.Asker {
+			return func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
+				if to.ID == owner {
+					return chord.Reply{}, fmt.Errorf("call %s: %w", to.Addr, context.DeadlineExceeded)
+				}
+				return ask(ctx, to, learn)
+			}
+		}
+		if _, _, err := r.route(from, pos, slow); err == nil {
+			t.Fatalf("Route(%s) with its owner timing out = nil; want an error", pos.Short())
+		}
+		r.mustRoute(from, pos, owner, 1)
+		if len(r.asked) != 1 || r.asked[0] != owner {
+			t.Fatalf("Route(%s) after a timeout asked %v; want the cached owner %s alone", pos.Short(), r.asked, owner.Short())
+		}
+	})
+}
