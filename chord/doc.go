@@ -32,7 +32,7 @@
 // bounded cache (CacheSize) that later lookups route through, and the arcs the
 // replies reveal (an owner named by its predecessor, a node's own
 // predecessor, each pair of successive successors) into a bounded owner cache
-// (CacheSize arcs, sorted, least recently used evicted), so that a node
+// (CacheSize arcs, sorted, about the least recently used evicted), so that a node
 // learns which node owns which identifiers.
 //
 // # Routing requests

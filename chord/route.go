@@ -54,9 +54,9 @@ const maxKnown = 32
 // between, a predecessor it names must lie in [id, referring node), closer
 // nodes strictly between the referring node and id. A node that cannot be
 // reached is skipped, and the lookup continues around it. Everything is
-// bounded as a lookup is: MaxHops calls in all and LookupTimeout. An error
-// that the owner itself answers (anything but unreachable, leaving or not
-// ready) ends the route and is returned as it is.
+// bounded as a lookup is: MaxHops calls in all and LookupTimeout. Any other
+// error (see routeOn) is the owner's answer: it ends the route and is
+// returned as it is.
 func (n *Node) Route(ctx context.Context, id ID, ask Asker) (RouteResult, error) {
 	if !n.joined() {
 		return RouteResult{}, fmt.Errorf("route %s: %w", id.Short(), ErrNotReady)
@@ -109,7 +109,7 @@ func (n *Node) Route(ctx context.Context, id ID, ask Asker) (RouteResult, error)
 			}
 			return RouteResult{Owner: to, Successors: next.Successors, Calls: w.calls}, nil
 		case err != nil:
-			if ctx.Err() != nil || !remote || !(isPeerFailure(err) || errors.Is(err, ErrNotReady)) {
+			if ctx.Err() != nil || !remote || !routeOn(err) {
 				return n.routeFailed(w.calls, tried, err)
 			}
 			if errors.Is(err, context.DeadlineExceeded) {
@@ -141,6 +141,19 @@ func (n *Node) routeFailed(calls int, tried []LookupResult, err error) (RouteRes
 		res.Known = appendKnown(res.Known, t.Successors...)
 	}
 	return res, err
+}
+
+// routeOn reports whether a request that failed with err goes on to another
+// node: the node could not be reached, was not itself (identity), is
+// leaving, not in the ring yet, or too slow. Any other error is the owner's
+// answer (an Asker may translate it, as not found), returned to the caller.
+func routeOn(err error) bool {
+	for _, e := range []error{ErrUnreachable, ErrIdentityMismatch, ErrShuttingDown, ErrNotReady, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func appendKnown(known []NodeInfo, xs ...NodeInfo) []NodeInfo {

@@ -3,6 +3,7 @@ package dht
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -70,6 +71,17 @@ func TestWarmRingOneCallPerOperation(t *testing.T) {
 		c = r.calls().since(before)
 		if c.find != 0 || c.get != 0 || c.put != want || c.store != 2 {
 			t.Errorf("Put(key-%d) made %+v calls; want %d dht.put and 2 replica pushes", i, c, want)
+		}
+		// A key nobody holds: the owner says so, and its two nearest
+		// successors are asked too (a handoff may be in progress), but
+		// the owner is no suspect and nothing is looked up.
+		absent := key(keys + i)
+		before = r.calls()
+		if got, err := entry.svc.Get(ctx, absent); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get(absent %x) = %q, %v; want %v", absent, got, err, ErrNotFound)
+		}
+		if c := r.calls().since(before); c.find != 0 || c.get > 3 {
+			t.Errorf("Get(absent %x) made %+v calls; want no lookup and at most 3 dht.get", absent, c)
 		}
 	}
 }
