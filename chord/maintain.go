@@ -88,7 +88,7 @@ func (n *Node) Stabilize(ctx context.Context) error {
 			n.markSuccOK()
 			return nil
 		}
-		var nb Neighbours
+		var nb neighboursReply
 		err, evict := n.callConfirm(ctx, s, methodNeighbours, nil, &nb)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -101,7 +101,7 @@ func (n *Node) Stabilize(ctx context.Context) error {
 			continue
 		}
 		if x := nb.Predecessor; x != nil && x.Addr != "" && x.ID != n.self.ID && x.ID.InOpen(n.self.ID, s.ID) {
-			var nbx Neighbours
+			var nbx neighboursReply
 			if err := n.call(ctx, *x, methodNeighbours, nil, &nbx); err == nil {
 				n.noteSuccess(*x)
 				s, nb = *x, nbx
