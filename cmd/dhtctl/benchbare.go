@@ -6,10 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -37,13 +34,8 @@ func benchBareServerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Usage: "stop by itself after this long (0: run until SIGINT or SIGTERM)"},
 		},
 		Action: func(cctx *cli.Context) error {
-			ctx, stop := signal.NotifyContext(cctx.Context, os.Interrupt, syscall.SIGTERM)
+			ctx, stop := untilSignalOrDuration(cctx)
 			defer stop()
-			if d := cctx.Duration("duration"); d > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, d)
-				defer cancel()
-			}
 			l, err := net.Listen("tcp", cctx.String("listen"))
 			if err != nil {
 				return failf("bench bare-server: %v", err)

@@ -137,13 +137,8 @@ func runDevnet(c *cli.Context) error {
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilSignalOrDuration(c)
 	defer stop()
-	if d := c.Duration("duration"); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
 
 	nodes, err := devnetPrepare(dir, n)
 	if err != nil {
@@ -414,4 +409,16 @@ func devnetStop(nodes []*devnetNode, errw io.Writer) {
 			<-nd.exited
 		}
 	}
+}
+
+// untilSignalOrDuration returns a context that ends on SIGINT or SIGTERM, or
+// after the command's --duration when it is positive; stop releases both.
+func untilSignalOrDuration(c *cli.Context) (context.Context, context.CancelFunc) {
+	ctx, stopSignals := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	d := c.Duration("duration")
+	if d <= 0 {
+		return ctx, stopSignals
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	return ctx, func() { cancel(); stopSignals() }
 }
