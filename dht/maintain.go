@@ -641,23 +641,36 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
+// followUpDelay is how long after a round that a kick started another one
+// runs: a ring change or a hint reaches a node before every view it depends
+// on has settled (the owner's successor list, its own lookups), and a round
+// that ran on the old view, or failed, would otherwise wait for the next
+// periodic one.
+const followUpDelay = 2 * time.Second
+
 // loop runs round every interval (after a random stagger) and whenever kick
-// fires, until ctx ends. Each round runs under its own deadline of one
+// fires, until ctx ends; a round started by a kick is followed by one more
+// after followUpDelay. Each round runs under its own deadline of one
 // interval plus a minute at most.
 func loop(ctx context.Context, interval time.Duration, kick <-chan struct{}, round func(context.Context)) {
 	stagger := time.Duration(rand.Int64N(int64(interval)))
 	t := time.NewTimer(stagger)
 	defer t.Stop()
 	for {
+		kicked := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			t.Reset(interval)
 		case <-kick:
+			kicked = true
 		}
 		rctx, cancel := context.WithTimeout(ctx, interval+time.Minute)
 		round(rctx)
 		cancel()
+		if kicked {
+			t.Reset(min(interval, followUpDelay))
+		}
 	}
 }
