@@ -109,6 +109,12 @@ type RecordsConfig struct {
 	// MaxReplication caps every replication request (also cut to the ring
 	// size). At most ring.successor_list_len+1 and 255. Default 8.
 	MaxReplication int `toml:"max_replication"`
+	// WriteQuorum is how many nodes, the owner included, must have a PUT on
+	// disk before it is acknowledged (the owner and write_quorum-1 replica
+	// holders; fewer when the record's replication or the ring is smaller).
+	// 1 acknowledges on the owner's write alone. At most max_replication.
+	// Default 2.
+	WriteQuorum int `toml:"write_quorum"`
 	// SweepInterval is the period of the expired-record sweep. Default 1m.
 	SweepInterval Duration `toml:"sweep_interval"`
 	// RepairInterval is the period of the maintenance round (placement and
@@ -177,6 +183,7 @@ func Default() Config {
 			MaxTTL:             D(12 * time.Hour),
 			DefaultReplication: 3,
 			MaxReplication:     8,
+			WriteQuorum:        2,
 			SweepInterval:      D(time.Minute),
 			RepairInterval:     D(time.Minute),
 			RepairRate:         1000,

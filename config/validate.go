@@ -151,6 +151,8 @@ func (c Config) checkRecords() error {
 		atMost("records.max_replication", r.MaxReplication, MaxWireReplication),
 		atLeast("records.default_replication", r.DefaultReplication, 1),
 		atMost("records.default_replication", r.DefaultReplication, r.MaxReplication),
+		atLeast("records.write_quorum", r.WriteQuorum, 1),
+		atMost("records.write_quorum", r.WriteQuorum, r.MaxReplication),
 		positive("records.sweep_interval", r.SweepInterval),
 		positive("records.repair_interval", r.RepairInterval),
 		atLeast("records.repair_rate", r.RepairRate, 1),

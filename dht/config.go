@@ -21,6 +21,22 @@ type Config struct {
 	// MaxReplication caps the replication a client asks for; the ring size
 	// caps it too. Default 8.
 	MaxReplication int
+	// WriteQuorum is how many nodes, the owner included, must hold a PUT on
+	// disk before it is acknowledged: the owner and WriteQuorum-1 replica
+	// holders. A record of replication r on a ring where the owner knows h
+	// holders needs min(WriteQuorum, r, h+1); pushes to the other holders
+	// go on in the background. 1 acknowledges on the owner's write alone.
+	// At most MaxReplication. Default 2.
+	WriteQuorum int
+	// MaxBackgroundPushes caps the replica pushes queued or in flight to
+	// one holder, those a PUT waits for and those that go on after it was
+	// acknowledged; a PUT whose push finds the holder's queue full waits
+	// for room within its deadline. Default 256.
+	MaxBackgroundPushes int
+	// RepairRetryWindow bounds how long a holder that missed pushes is
+	// retried (with backoff) by the immediate repair; after it, the holder
+	// is left to the maintenance round. Default 1m.
+	RepairRetryWindow time.Duration
 	// CallTimeout bounds one call to another node. Default 2s.
 	CallTimeout time.Duration
 	// SweepInterval is how often expired records are deleted. Default 1m.
@@ -46,15 +62,18 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		DefaultTTL:         time.Hour,
-		MaxTTL:             65535 * time.Second,
-		DefaultReplication: 3,
-		MaxReplication:     8,
-		CallTimeout:        2 * time.Second,
-		SweepInterval:      time.Minute,
-		MaintainInterval:   30 * time.Second,
-		RepairRate:         2000,
-		PageBytes:          1 << 20,
+		DefaultTTL:          time.Hour,
+		MaxTTL:              65535 * time.Second,
+		DefaultReplication:  3,
+		MaxReplication:      8,
+		WriteQuorum:         2,
+		MaxBackgroundPushes: 256,
+		RepairRetryWindow:   time.Minute,
+		CallTimeout:         2 * time.Second,
+		SweepInterval:       time.Minute,
+		MaintainInterval:    30 * time.Second,
+		RepairRate:          2000,
+		PageBytes:           1 << 20,
 	}
 }
 
@@ -69,6 +88,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("dht: default replication must be 1..255, have %d", c.DefaultReplication)
 	case c.MaxReplication < 1 || c.MaxReplication > 255:
 		return fmt.Errorf("dht: max replication must be 1..255, have %d", c.MaxReplication)
+	case c.WriteQuorum < 1 || c.WriteQuorum > c.MaxReplication:
+		return fmt.Errorf("dht: write quorum must be 1..max replication (%d), have %d", c.MaxReplication, c.WriteQuorum)
+	case c.MaxBackgroundPushes < 1:
+		return fmt.Errorf("dht: max background pushes must be at least 1, have %d", c.MaxBackgroundPushes)
+	case c.RepairRetryWindow <= 0:
+		return fmt.Errorf("dht: repair retry window must be positive, have %v", c.RepairRetryWindow)
 	case c.CallTimeout <= 0:
 		return fmt.Errorf("dht: call timeout must be positive, have %v", c.CallTimeout)
 	case c.SweepInterval <= 0:

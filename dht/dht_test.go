@@ -102,6 +102,7 @@ func (r *ring) add(join bool) *member {
 		t.Fatal(err)
 	}
 	node.BeforeLeave(svc.HandOff)
+	t.Cleanup(svc.Wait) // before the stores close: pushes write to them
 	r.net.Listen(info, node)
 	m := &member{info: info, node: node, db: db, svc: svc, done: make(chan struct{})}
 	if !join {
@@ -157,6 +158,7 @@ func newFrozenRing(t testing.TB, n int, k [32]byte, v []byte, repl uint8) *ring 
 	if err := r.members[0].svc.Put(context.Background(), k, v, time.Hour, repl); err != nil {
 		t.Fatalf("Put(%x) = %v; want nil", k, err)
 	}
+	r.quiesce()
 	r.freeze()
 	return r
 }
@@ -168,6 +170,14 @@ func newFrozenRing(t testing.TB, n int, k [32]byte, v []byte, repl uint8) *ring 
 func (r *ring) freeze() {
 	for _, m := range r.members {
 		m.halt()
+	}
+}
+
+// quiesce waits until no member has a replica push in flight: the pushes
+// that go on after a PUT was acknowledged have all landed (or failed).
+func (r *ring) quiesce() {
+	for _, m := range r.members {
+		m.svc.Wait()
 	}
 }
 
@@ -302,6 +312,7 @@ func (r *ring) putAll(n, gen int, repl uint8) {
 	for err := range errs {
 		r.t.Error(err)
 	}
+	r.quiesce()
 }
 
 // checkAll reads every record through every live member.
@@ -381,6 +392,7 @@ func TestReplicationClamped(t *testing.T) {
 	if err := m.svc.Put(ctx, key(2), value(2, 1), time.Hour, 255); err != nil {
 		t.Fatal(err)
 	}
+	r.quiesce()
 	if h, _ := r.copies(1); h != 3 {
 		t.Errorf("replication 0 (default 3) on 3 nodes: %d holders; want 3", h)
 	}
@@ -423,6 +435,7 @@ func TestReplicationDefaultAndMaximum(t *testing.T) {
 			if err := m.svc.Put(ctx, k, value(i, 1), time.Hour, tc.repl); err != nil {
 				t.Fatalf("Put(%x, replication %d) = %v; want nil", k, tc.repl, err)
 			}
+			r.quiesce()
 			if h, _ := r.copies(i); h != tc.want {
 				t.Errorf("Put(%x, replication %d) on %d nodes: %d holders; want %d", k, tc.repl, nodes, h, tc.want)
 			}

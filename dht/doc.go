@@ -1,11 +1,13 @@
 // Package dht keeps records on the ring: it is the service behind the client
 // API. A PUT goes to the key's owner, which assigns the version, stores the
-// record durably and pushes it to the next replication-1 successors before it
-// answers; a GET asks the owner and falls back to the replica holders. Both
-// are routed (chord.Node.Route): sent straight to the node this node believes
-// owns the key, which answers a request for a key it does not own with a
-// referral that the sender follows, so that in a warm ring a GET or a PUT is
-// one call (the owner's replica pushes apart). A
+// record durably and pushes it to the next replication-1 successors; it
+// answers once the record is on its write quorum (Config.WriteQuorum nodes,
+// the owner included), serves a version only from then on, and repairs a
+// holder that missed a push at once. A GET asks the owner and falls back to
+// the replica holders. Both are routed (chord.Node.Route): sent straight to
+// the node this node believes owns the key, which answers a request for a key
+// it does not own with a referral that the sender follows, so that in a warm
+// ring a GET or a PUT is one call (the owner's replica pushes apart). A
 // periodic maintenance round, also started by every ring change, keeps records
 // where they belong: it promotes replicas in the node's own arc, hands records
 // outside its arc to their owner (keeping them as replicas only while the node is
@@ -21,7 +23,8 @@
 //
 //	dht.put      {key, value, expiry, replication, route?, neighbours?}
 //	                                                    -> {version, neighbours?} | {referral}
-//	                                                                           owner assigns the version and replicates
+//	                                                                           owner assigns the version and replicates;
+//	                                                                           overloaded when short of its write quorum
 //	dht.get      {key, route?, neighbours?}             -> record + {neighbours?} | {referral} | not found
 //	dht.store    {records}                              -> {stored}         put-if-newer of each record; the receiver
 //	                                                                           flags a record primary when it owns it

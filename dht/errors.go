@@ -9,4 +9,7 @@ var (
 	ErrInvalid = errors.New("dht: invalid record")
 	// ErrNoOwner: the key's owner could not be found or reached in time.
 	ErrNoOwner = errors.New("dht: owner not reachable")
+	// ErrNoQuorum: too few replica holders stored a PUT for it to be
+	// acknowledged (see Config.WriteQuorum).
+	ErrNoQuorum = errors.New("dht: too few holders stored the record")
 )

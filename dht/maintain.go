@@ -544,6 +544,9 @@ func (s *Service) syncHolder(ctx context.Context, self chord.NodeInfo, pred chor
 		}
 		if ok && v.Compare(r.Version) <= 0 {
 			delete(remote, k) // settled: nothing to fetch
+			if v == r.Version {
+				s.pending.stored(r.Key, r.Version, h.ID)
+			}
 		}
 		return nil
 	})
@@ -558,6 +561,9 @@ func (s *Service) syncHolder(ctx context.Context, self chord.NodeInfo, pred chor
 	if len(send) > 0 {
 		if err := s.push(ctx, h, send); err != nil {
 			return err
+		}
+		for _, r := range send {
+			s.pending.stored(r.Key, r.Version, h.ID) // may complete a write quorum
 		}
 		s.metrics.repair.WithLabelValues("pushed").Add(float64(len(send)))
 	}
@@ -616,8 +622,8 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// Run sweeps, maintains and sends recheck hints until ctx ends, then returns
-// after its loops have stopped.
+// Run sweeps, maintains, repairs the holders that missed a put and sends
+// recheck hints until ctx ends, then returns after its loops have stopped.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -630,6 +636,7 @@ func (s *Service) Run(ctx context.Context) error {
 		})
 	})
 	wg.Go(func() { s.sendRechecks(ctx) })
+	wg.Go(func() { s.repairMissed(ctx) })
 	wg.Go(func() {
 		loop(ctx, s.cfg.MaintainInterval, s.kick, func(ctx context.Context) {
 			if err := s.Maintain(ctx); err != nil && ctx.Err() == nil {

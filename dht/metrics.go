@@ -16,7 +16,9 @@ type metrics struct {
 	rounds      *prometheus.CounterVec
 	callsVec    *prometheus.HistogramVec
 	// calls observes the calls per operation, by op.
-	calls struct{ get, put prometheus.Observer }
+	calls     struct{ get, put prometheus.Observer }
+	quorum    *prometheus.CounterVec
+	immediate *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -63,12 +65,20 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				"replica reads on a fallback; an owner's replica pushes are counted in durachord_dht_replica_pushes_total), by op.",
 			Buckets: prometheus.LinearBuckets(0, 1, 9),
 		}, []string{"op"}),
+		quorum: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_dht_put_quorum_total",
+			Help: "Puts stored by this node as owner, by whether their write quorum was met (met, short).",
+		}, []string{"outcome"}),
+		immediate: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_dht_immediate_repair_records_total",
+			Help: "Records a holder missed on a put, by fate (queued, repaired, given_up, left_window, overflow).",
+		}, []string{"outcome"}),
 	}
 	m.calls.get = m.callsVec.WithLabelValues("get")
 	m.calls.put = m.callsVec.WithLabelValues("put")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.ops, m.replication, m.received, m.handoff, m.repair,
-			m.dropped, m.promoted, m.swept, m.rounds, m.callsVec} {
+			m.dropped, m.promoted, m.swept, m.rounds, m.callsVec, m.quorum, m.immediate} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

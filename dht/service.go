@@ -72,6 +72,15 @@ type Service struct {
 
 	paceMu   sync.Mutex // guards paceNext
 	paceNext time.Time  // when the next repaired record may move
+
+	// raw is the store itself; db is the store as this node serves it,
+	// without the versions still short of their write quorum (pending).
+	raw     Records
+	pending *confirmations
+	// pushQueues batches the replica pushes per holder; repairs queues
+	// the records that holders missed.
+	pushQueues *pushQueues
+	repairs    *repairQueue
 }
 
 // New returns a Service over node, tr and db and registers its calls on node.
@@ -92,17 +101,23 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 	if err != nil {
 		return nil, err
 	}
+	self := node.Self().ID
+	pending := newConfirmations(self)
 	s := &Service{
-		cfg:     cfg,
-		log:     cfg.Logger.Named("dht"),
-		node:    node,
-		tr:      tr,
-		db:      db,
-		clock:   newClock(node.Self().ID, cfg.Now),
-		metrics: m,
-		now:     cfg.Now,
-		kick:    make(chan struct{}, 1),
-		recheck: make(chan chord.NodeInfo, recheckQueue),
+		cfg:        cfg,
+		log:        cfg.Logger.Named("dht"),
+		node:       node,
+		tr:         tr,
+		db:         visibleRecords{Records: db, pending: pending, now: cfg.Now},
+		clock:      newClock(self, cfg.Now),
+		metrics:    m,
+		now:        cfg.Now,
+		kick:       make(chan struct{}, 1),
+		recheck:    make(chan chord.NodeInfo, recheckQueue),
+		raw:        db,
+		pending:    pending,
+		pushQueues: newPushQueues(cfg.MaxBackgroundPushes, cfg.PageBytes),
+		repairs:    newRepairQueue(),
 	}
 	s.register()
 	node.OnChange(s.onRingChange)
@@ -178,8 +193,9 @@ func (s *Service) clampReplication(r uint8) uint8 {
 }
 
 // Put stores value under key through the key's owner. ttl 0 and replication 0
-// mean the configured defaults. It returns once the owner has the record on
-// disk and has offered it to the replica holders.
+// mean the configured defaults. It returns once the record is on the disks of
+// its write quorum: the owner and WriteQuorum-1 replica holders (fewer when
+// the replication or the ring is smaller).
 func (s *Service) Put(ctx context.Context, key [32]byte, value []byte, ttl time.Duration, replication uint8) error {
 	if len(value) < 1 || len(value) > MaxValueBytes {
 		return fmt.Errorf("%w: value of %d bytes, want 1..%d", ErrInvalid, len(value), MaxValueBytes)
@@ -258,30 +274,89 @@ func retryable(err error) bool {
 }
 
 // ownerPut stores a record as its owner: it assigns the version, stores it
-// durably and replicates it.
+// durably and replicates it, and returns once the record is on its write
+// quorum. Too few holders is retried with backoff for up to the call timeout
+// (the ring may be replacing a dead holder), within ctx.
 func (s *Service) ownerPut(ctx context.Context, a putArgs) (store.Version, error) {
-	prev, err := s.db.Get([32]byte(a.Key))
+	start := time.Now()
+	backoff := 20 * time.Millisecond
+	refused := 0
+	for {
+		v, err := s.ownerPutOnce(ctx, a)
+		switch {
+		case errors.Is(err, errRefused) && refused < maxRefused:
+			refused++
+			continue
+		case errors.Is(err, ErrNoQuorum) && time.Since(start)+backoff < s.cfg.CallTimeout:
+			if pause(ctx, backoff) != nil {
+				break
+			}
+			backoff = min(2*backoff, 500*time.Millisecond)
+			continue
+		}
+		if errors.Is(err, ErrNoQuorum) {
+			s.metrics.quorum.WithLabelValues("short").Inc()
+		} else if err == nil {
+			s.metrics.quorum.WithLabelValues("met").Inc()
+		}
+		return v, err
+	}
+}
+
+// ownerPutOnce is one attempt of ownerPut.
+func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, error) {
+	key := [32]byte(a.Key)
+	// The newest version stored here, served yet or not: the new one goes
+	// above it.
+	cur, err := s.raw.Get(key)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return store.Version{}, fmt.Errorf("dht: read previous version: %w", err)
 	}
+	self := s.node.Self().ID
+	hs := holders(self, s.node.Successors(), int(a.Replication))
+	need := min(s.cfg.WriteQuorum, int(a.Replication), len(hs)+1)
 	rec := store.Record{
-		Key:         [32]byte(a.Key),
+		Key:         key,
 		Value:       a.Value,
 		Expiry:      time.Unix(0, a.Expiry),
-		Version:     s.clock.next(prev.Version),
+		Version:     s.clock.next(cur.Version),
 		Primary:     true,
 		Replication: a.Replication,
+	}
+	if need > 1 {
+		// Until the quorum has it, GETs answered here see what they saw.
+		prev, perr := s.db.Get(key)
+		if !s.pending.hold(key, rec.Version, prev, perr == nil, need) {
+			return store.Version{}, fmt.Errorf("dht: %d puts short of their quorum: %w", maxUnconfirmed, chord.ErrOverloaded)
+		}
 	}
 	// The owner's own write and the pushes to the replicas run together, so
 	// that a put costs one fsync's latency, not two in a row. Should the
 	// owner's write fail after a replica took the record, anti-entropy
 	// fetches the newer copy back.
-	var wg sync.WaitGroup
-	wg.Go(func() { s.replicate(ctx, rec) })
-	_, err = s.db.Put(ctx, rec)
-	wg.Wait()
+	p := s.replicate(ctx, rec, hs)
+	stored, err := s.raw.Put(ctx, rec)
 	if err != nil {
+		s.pending.drop(key, rec.Version)
 		return store.Version{}, fmt.Errorf("dht: store: %w", err)
+	}
+	if !stored {
+		// A newer version is stored here: one that arrived since the read
+		// (it is read again next time), or an expired one, which Get does
+		// not return and which is deleted so that the next attempt stores.
+		s.pending.drop(key, rec.Version)
+		if _, gerr := s.raw.Get(key); errors.Is(gerr, store.ErrNotFound) {
+			if derr := s.raw.Delete(ctx, key); derr != nil {
+				return store.Version{}, fmt.Errorf("dht: delete expired record: %w", derr)
+			}
+		}
+		return store.Version{}, fmt.Errorf("%w: version %v", errRefused, rec.Version)
+	}
+	s.pending.stored(key, rec.Version, self)
+	got, err := p.wait(ctx, need-1)
+	if got < need-1 {
+		return rec.Version, fmt.Errorf("%w: %d of %d holders took %x version %v (%w)",
+			ErrNoQuorum, got, need-1, key[:4], rec.Version, cmpOr(err, chord.ErrOverloaded))
 	}
 	return rec.Version, nil
 }
@@ -309,39 +384,6 @@ func containsNode(ns []chord.NodeInfo, id chord.ID) bool {
 		}
 	}
 	return false
-}
-
-// replicate pushes rec to its replica holders in parallel and waits for them,
-// within the put's deadline (at least the call timeout). A holder that misses
-// it is repaired by the next maintenance round.
-func (s *Service) replicate(ctx context.Context, rec store.Record) {
-	hs := holders(s.node.Self().ID, s.node.Successors(), int(rec.Replication))
-	if len(hs) == 0 {
-		return
-	}
-	args := storeArgs{Records: []wireRecord{toWire(rec)}}
-	var wg sync.WaitGroup
-	for _, h := range hs {
-		wg.Go(func() {
-			cctx, cancel := s.putDeadline(ctx)
-			defer cancel()
-			err := s.tr.Call(cctx, h, methodStore, args, nil)
-			s.metrics.replication.WithLabelValues(outcome(err)).Inc()
-			if err != nil {
-				s.log.Warn("replica push failed", "peer", h.Addr, "key", chord.ID(rec.Key).Short(), "error", err)
-			}
-		})
-	}
-	wg.Wait()
-}
-
-// putDeadline bounds a replica push: the put's own deadline, but never less
-// than the call timeout (a put that arrives late still reaches its replicas).
-func (s *Service) putDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > s.cfg.CallTimeout {
-		return context.WithDeadline(ctx, dl)
-	}
-	return context.WithTimeout(context.WithoutCancel(ctx), s.cfg.CallTimeout)
 }
 
 // Get returns the live value stored under key: from the owner, or from the

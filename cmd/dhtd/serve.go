@@ -206,6 +206,7 @@ func (d *daemon) open() error {
 	dcfg.MaxTTL = cfg.Records.MaxTTL.Duration
 	dcfg.DefaultReplication = cfg.Records.DefaultReplication
 	dcfg.MaxReplication = cfg.Records.MaxReplication
+	dcfg.WriteQuorum = cfg.Records.WriteQuorum
 	dcfg.CallTimeout = cfg.Ring.CallTimeout.Duration
 	dcfg.SweepInterval = cfg.Records.SweepInterval.Duration
 	dcfg.MaintainInterval = cfg.Records.RepairInterval.Duration

@@ -1,0 +1,276 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/store"
+)
+
+// runService runs m's records-layer loops (sweep, maintenance, immediate
+// repair) until the test ends. A maintenance round left pending by the ring's
+// formation is dropped first, so that only what the test starts runs.
+func runService(t *testing.T, m *member) {
+	t.Helper()
+	select {
+	case <-m.svc.kick:
+	default:
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = m.svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// holds reports whether m's store holds want under k.
+func holds(m *member, k [32]byte, want []byte) bool {
+	rec, err := m.db.Get(k)
+	return err == nil && bytes.Equal(rec.Value, want)
+}
+
+// waitHolds polls until m's store holds want under k.
+func waitHolds(t *testing.T, m *member, k [32]byte, want []byte) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !holds(m, k, want) {
+		if time.Now().After(deadline) {
+			rec, err := m.db.Get(k)
+			t.Fatalf("%v holds %q, %v 10s on; want %q", m.info, rec.Value, err, want)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+}
+
+// TestPutAckedWithOneHolderDown: with one of two replica holders unreachable
+// a PUT is acknowledged once the owner and the other holder have it, and the
+// missing holder gets it as soon as it is back, long before the periodic
+// maintenance round (an hour here).
+func TestPutAckedWithOneHolderDown(t *testing.T) {
+	ctx := context.Background()
+	k := key(1)
+	r := newFrozenRing(t, 5, k, value(1, 1), 3)
+	owner, hs := r.placement(k, 3)
+	away, present := hs[0], hs[1]
+	r.net.Down(away.info.Addr)
+	if err := owner.svc.Put(ctx, k, value(1, 2), time.Hour, 3); err != nil {
+		t.Fatalf("Put(%x) with one holder down = %v; want nil", k, err)
+	}
+	// At the acknowledgement: the owner and the present holder have it.
+	for _, m := range []*member{owner, present} {
+		if !holds(m, k, value(1, 2)) {
+			t.Fatalf("%v lacks the acknowledged PUT", m.info)
+		}
+	}
+	if holds(away, k, value(1, 2)) {
+		t.Fatal("set-up: the unreachable holder got the PUT")
+	}
+	runService(t, owner)
+	r.net.Up(away.info.Addr)
+	waitHolds(t, away, k, value(1, 2))
+}
+
+// stallingTransport holds every dht.store call to node until release is
+// closed or the call's deadline passes: a frozen holder.
+type stallingTransport struct {
+	chord.Transport
+	node     chord.ID
+	release  chan struct{}
+	started  chan struct{} // closed when the first stalled call arrives
+	once     sync.Once
+	finished atomic.Bool // a stalled call has returned
+}
+
+func (s *stallingTransport) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
+	if method != methodStore || to.ID != s.node {
+		return s.Transport.Call(ctx, to, method, args, reply)
+	}
+	s.once.Do(func() { close(s.started) })
+	defer s.finished.Store(true)
+	select {
+	case <-s.release:
+		return s.Transport.Call(ctx, to, method, args, reply)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestPutDoesNotWaitForStalledHolder: a holder that takes a push but does not
+// answer does not hold up the PUT: it is acknowledged while that push is still
+// in flight, and the push lands once the holder answers.
+func TestPutDoesNotWaitForStalledHolder(t *testing.T) {
+	ctx := context.Background()
+	k := key(1)
+	r := newFrozenRing(t, 5, k, value(1, 1), 3)
+	owner, hs := r.placement(k, 3)
+	st := &stallingTransport{Transport: owner.svc.tr, node: hs[0].info.ID, release: make(chan struct{}), started: make(chan struct{})}
+	owner.svc.tr = st
+	t.Cleanup(func() {
+		select {
+		case <-st.release:
+		default:
+			close(st.release)
+		}
+	})
+	if err := owner.svc.Put(ctx, k, value(1, 2), time.Hour, 3); err != nil {
+		t.Fatalf("Put(%x) with a stalled holder = %v; want nil", k, err)
+	}
+	<-st.started
+	if st.finished.Load() {
+		t.Fatal("Put returned only after the push to the stalled holder had ended; want it acknowledged before")
+	}
+	if !holds(hs[1], k, value(1, 2)) {
+		t.Fatalf("the answering holder %v lacks the acknowledged PUT", hs[1].info)
+	}
+	close(st.release)
+	owner.svc.Wait()
+	if !holds(hs[0], k, value(1, 2)) {
+		t.Fatalf("the stalled holder %v lacks the PUT once it answered", hs[0].info)
+	}
+}
+
+// TestWriteQuorum: a PUT is acknowledged exactly when its write quorum can be
+// met by the reachable holders. One that is not is an error, and no GET (at
+// the owner or anywhere else) returns its value while it is on fewer disks
+// than the quorum; once the holders are back it reaches them and is served.
+func TestWriteQuorum(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		quorum int
+		down   int // holders unreachable, of 2
+		acked  bool
+	}{
+		{"owner only, both holders down", 1, 2, true},
+		{"two, one holder down", 2, 1, true},
+		{"two, both holders down", 2, 2, false},
+		{"three, one holder down", 3, 1, false},
+		{"three, all up", 3, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			k := key(1)
+			r := newRingTuned(t, 5, func(c *Config) { c.WriteQuorum = tc.quorum })
+			owner, _ := r.placement(k, 3)
+			if err := owner.svc.Put(ctx, k, value(1, 1), time.Hour, 3); err != nil {
+				t.Fatalf("Put(%x) on a whole ring = %v; want nil", k, err)
+			}
+			r.quiesce()
+			r.freeze()
+			owner, hs := r.placement(k, 3)
+			reader := r.bystanders(k)[0]
+			for _, h := range hs[:tc.down] {
+				r.net.Down(h.info.Addr)
+			}
+			err := owner.svc.Put(ctx, k, value(1, 2), time.Hour, 3)
+			if tc.acked {
+				if err != nil {
+					t.Fatalf("Put(%x), quorum %d, %d of 2 holders down = %v; want nil", k, tc.quorum, tc.down, err)
+				}
+				for _, m := range []*member{owner, reader} {
+					if got, err := m.svc.Get(ctx, k); err != nil || !bytes.Equal(got, value(1, 2)) {
+						t.Fatalf("Get(%x) via %v after the acknowledgement = %q, %v; want %q", k, m.info, got, err, value(1, 2))
+					}
+				}
+				return
+			}
+			if !errors.Is(err, ErrNoQuorum) {
+				t.Fatalf("Put(%x), quorum %d, %d of 2 holders down = %v; want %v", k, tc.quorum, tc.down, err, ErrNoQuorum)
+			}
+			if !holds(owner, k, value(1, 2)) {
+				t.Fatal("set-up: the owner did not store the PUT short of its quorum")
+			}
+			for _, m := range []*member{owner, reader} {
+				if got, err := m.svc.Get(ctx, k); err != nil || !bytes.Equal(got, value(1, 1)) {
+					t.Fatalf("Get(%x) via %v after a PUT short of its quorum = %q, %v; want the previous %q", k, m.info, got, err, value(1, 1))
+				}
+			}
+			// The holders come back: the PUT reaches them and is served.
+			runService(t, owner)
+			for _, h := range hs[:tc.down] {
+				r.net.Up(h.info.Addr)
+			}
+			for _, h := range hs {
+				waitHolds(t, h, k, value(1, 2))
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				got, err := reader.svc.Get(ctx, k)
+				if err == nil && bytes.Equal(got, value(1, 2)) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("Get(%x) via %v once on its quorum = %q, %v; want %q", k, reader.info, got, err, value(1, 2))
+				}
+				time.Sleep(5 * time.Millisecond) // polling interval
+			}
+		})
+	}
+}
+
+// TestPutShortOfQuorumHidesNewKey: a first PUT of a key that misses its
+// quorum is not served at all: the key reads as absent.
+func TestPutShortOfQuorumHidesNewKey(t *testing.T) {
+	ctx := context.Background()
+	r := newRing(t, 5)
+	r.freeze()
+	k := key(7)
+	owner, hs := r.placement(k, 3)
+	for _, h := range hs {
+		r.net.Down(h.info.Addr)
+	}
+	if err := owner.svc.Put(ctx, k, value(7, 1), time.Hour, 3); !errors.Is(err, ErrNoQuorum) {
+		t.Fatalf("Put(%x) with both holders down = %v; want %v", k, err, ErrNoQuorum)
+	}
+	for _, m := range append([]*member{owner}, r.bystanders(k)...) {
+		if got, err := m.svc.Get(ctx, k); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("Get(%x) via %v = %q, %v; want %v", k, m.info, got, err, ErrNotFound)
+		}
+	}
+}
+
+// newerOnce is the owner's store with a newer version of one key arriving
+// (from another node) between the owner's read and its write.
+type newerOnce struct {
+	Records
+	newer store.Record
+	once  sync.Once
+}
+
+func (n *newerOnce) Put(ctx context.Context, r store.Record) (bool, error) {
+	var err error
+	n.once.Do(func() {
+		rec := n.newer
+		rec.Version = store.Version{Clock: r.Version.Clock + uint64(time.Second), Node: 1}
+		_, err = n.Records.Put(ctx, rec)
+	})
+	if err != nil {
+		return false, err
+	}
+	return n.Records.Put(ctx, r)
+}
+
+// TestOwnerVersionsAboveNewerStored: when the owner's store refuses a PUT
+// because a newer version arrived meanwhile, the owner versions the PUT above
+// it instead of reporting a write that did not happen.
+func TestOwnerVersionsAboveNewerStored(t *testing.T) {
+	ctx := context.Background()
+	k := key(1)
+	r := newFrozenRing(t, 5, k, value(1, 1), 3)
+	owner, _ := r.placement(k, 3)
+	newer := store.Record{Key: k, Value: []byte("from elsewhere"), Expiry: time.Now().Add(time.Hour), Primary: true, Replication: 3}
+	owner.svc.raw = &newerOnce{Records: owner.svc.raw, newer: newer}
+	if err := owner.svc.Put(ctx, k, value(1, 2), time.Hour, 3); err != nil {
+		t.Fatalf("Put(%x) = %v; want nil", k, err)
+	}
+	r.quiesce()
+	for _, m := range append([]*member{owner}, r.bystanders(k)...) {
+		if got, err := m.svc.Get(ctx, k); err != nil || !bytes.Equal(got, value(1, 2)) {
+			t.Fatalf("Get(%x) via %v = %q, %v; want the acknowledged %q", k, m.info, got, err, value(1, 2))
+		}
+	}
+}
