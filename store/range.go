@@ -89,7 +89,7 @@ func (s *Store) Range(from, to Position, after *Position, limit int, fn func(Rec
 		}
 		now := s.now()
 		for _, kv := range raw {
-			r, err := openRecord(s.secret, kv.pos, kv.val)
+			r, err := openRecord(s.key, kv.pos, kv.val)
 			if err != nil {
 				s.countTampered(kv.pos, err)
 			} else if !r.Expired(now) {
@@ -199,7 +199,7 @@ func (s *Store) ForEach(fn func(Entry) error) error {
 		for _, kv := range raw {
 			e := Entry{Position: kv.pos, Size: len(kv.val), Verified: s.secret != nil}
 			if e.Verified {
-				e.Record, e.Err = openRecord(s.secret, kv.pos, kv.val)
+				e.Record, e.Err = openRecord(s.key, kv.pos, kv.val)
 			} else if e.Record, e.Err = parseRecord(kv.val); e.Err != nil {
 				e.Err = fmt.Errorf("%w: %w", ErrTampered, e.Err)
 			}

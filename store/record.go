@@ -1,11 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"math"
+	"sync"
 	"time"
 )
 
@@ -116,18 +119,34 @@ func appendRecordBody(dst []byte, r Record) []byte {
 	return append(dst, r.Value...)
 }
 
-// recordMAC returns the HMAC-SHA256 of pos || body under secret.
-func recordMAC(secret []byte, pos Position, body []byte) []byte {
-	m := hmac.New(sha256.New, secret)
+// recordKey is the node secret that records are sealed with, with HMAC-SHA256
+// states kept for reuse: one Get or Put costs no new hash state.
+type recordKey struct {
+	macs sync.Pool // of hash.Hash, HMAC-SHA256 under the secret
+}
+
+func newRecordKey(secret []byte) *recordKey {
+	secret = bytes.Clone(secret)
+	k := &recordKey{}
+	k.macs.New = func() any { return hmac.New(sha256.New, secret) }
+	return k
+}
+
+// mac appends the HMAC-SHA256 of pos || body to dst.
+func (k *recordKey) mac(dst []byte, pos Position, body []byte) []byte {
+	m := k.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write(pos[:])
 	m.Write(body)
-	return m.Sum(nil)
+	dst = m.Sum(dst)
+	k.macs.Put(m)
+	return dst
 }
 
 // encodeRecord returns the stored form of r (body and MAC). r must be valid.
-func encodeRecord(secret []byte, r Record) []byte {
+func encodeRecord(k *recordKey, r Record) []byte {
 	b := appendRecordBody(make([]byte, 0, recordOverhead+len(r.Value)), r)
-	return append(b, recordMAC(secret, r.Position(), b)...)
+	return k.mac(b, r.Position(), b)
 }
 
 // parseRecord decodes the stored form b without checking its MAC. The value
@@ -168,15 +187,16 @@ func parseRecord(b []byte) (Record, error) {
 }
 
 // openRecord decodes the stored form b found at pos and checks its MAC under
-// secret (and that pos is the key's position). A failure matches
+// k (and that pos is the key's position). A failure matches
 // ErrTampered.
-func openRecord(secret []byte, pos Position, b []byte) (Record, error) {
+func openRecord(k *recordKey, pos Position, b []byte) (Record, error) {
 	r, err := parseRecord(b)
 	if err != nil {
 		return Record{}, fmt.Errorf("%w: %w", ErrTampered, err)
 	}
 	body, mac := b[:len(b)-recordMACSize], b[len(b)-recordMACSize:]
-	if !hmac.Equal(mac, recordMAC(secret, pos, body)) {
+	var sum [recordMACSize]byte
+	if !hmac.Equal(mac, k.mac(sum[:0], pos, body)) {
 		return Record{}, fmt.Errorf("%w: HMAC mismatch at position %x", ErrTampered, pos)
 	}
 	if r.Position() != pos {

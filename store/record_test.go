@@ -62,7 +62,7 @@ func TestRecordValidate(t *testing.T) {
 	}
 }
 
-var testSecret = bytes.Repeat([]byte{0x42}, 32)
+var testSecret = newRecordKey(bytes.Repeat([]byte{0x42}, 32))
 
 func TestRecordRoundTrip(t *testing.T) {
 	tests := []Record{
@@ -100,7 +100,7 @@ func TestRecordTamper(t *testing.T) {
 			t.Errorf("openRecord with byte %d flipped = %v; want ErrTampered", i, err)
 		}
 	}
-	if _, err := openRecord(bytes.Repeat([]byte{1}, 32), r.Position(), b); !errors.Is(err, ErrTampered) {
+	if _, err := openRecord(newRecordKey(bytes.Repeat([]byte{1}, 32)), r.Position(), b); !errors.Is(err, ErrTampered) {
 		t.Errorf("openRecord with another secret = %v; want ErrTampered", err)
 	}
 	if _, err := openRecord(testSecret, PositionOf(testKey("other")), b); !errors.Is(err, ErrTampered) {

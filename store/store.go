@@ -55,7 +55,8 @@ type Store struct {
 	cfg      Config
 	log      hclog.Logger
 	now      func() time.Time
-	secret   []byte // nil only when opened read-only without node.secret
+	secret   []byte     // nil only when opened read-only without node.secret
+	key      *recordKey // the secret's HMAC states; nil with secret
 	metrics  *metrics
 	tampered atomic.Uint64
 	// freelistSyncMax is the constant of that name, held here so that a
@@ -164,6 +165,9 @@ func (s *Store) init() error {
 		return err
 	}
 	s.secret = secret
+	if secret != nil {
+		s.key = newRecordKey(secret)
+	}
 	if s.cfg.ReadOnly {
 		if !exists {
 			return fmt.Errorf("%w: %s has no schema", ErrNotDatabase, s.db.Path())
@@ -361,21 +365,24 @@ func (s *Store) Get(key [32]byte) (Record, error) {
 		return Record{}, ErrNoSecret
 	}
 	pos := PositionOf(key)
-	var raw []byte
+	var r Record
+	found := false
+	var oerr error
 	err := s.view(func(tx *bolt.Tx) error {
+		// Opened in place: openRecord copies the value out of the page.
 		if v := tx.Bucket(bucketRecords).Get(pos[:]); v != nil {
-			raw = bytes.Clone(v)
+			found = true
+			r, oerr = openRecord(s.key, pos, v)
 		}
 		return nil
 	})
 	if err != nil {
 		return Record{}, err
 	}
-	if raw == nil {
+	if !found {
 		return Record{}, fmt.Errorf("get %x: %w", key, ErrNotFound)
 	}
-	r, err := openRecord(s.secret, pos, raw)
-	if err != nil {
+	if err := oerr; err != nil {
 		s.countTampered(pos, err)
 		return Record{}, fmt.Errorf("get %x: %w (%w)", key, ErrNotFound, err)
 	}

@@ -58,7 +58,7 @@ func (s *Store) Put(ctx context.Context, r Record) (bool, error) {
 	res, err := s.enqueue(ctx, &op{
 		kind:    opPut,
 		pos:     r.Position(),
-		enc:     encodeRecord(s.secret, r),
+		enc:     encodeRecord(s.key, r),
 		version: r.Version,
 	})
 	if err != nil {
@@ -88,7 +88,7 @@ func (s *Store) PutAll(ctx context.Context, recs []Record) (int, error) {
 			s.metrics.puts.WithLabelValues("expired").Inc()
 			continue
 		}
-		ops = append(ops, &op{kind: opPut, pos: r.Position(), enc: encodeRecord(s.secret, r), version: r.Version})
+		ops = append(ops, &op{kind: opPut, pos: r.Position(), enc: encodeRecord(s.key, r), version: r.Version})
 	}
 	results, err := s.enqueueAll(ctx, ops)
 	stored := 0
@@ -298,7 +298,7 @@ func (s *Store) apply(tx *bolt.Tx, o *op, delta *Stats) (opResult, error) {
 	var oldOK bool
 	if old != nil {
 		var err error
-		oldRec, err = openRecord(s.secret, o.pos, old)
+		oldRec, err = openRecord(s.key, o.pos, old)
 		if err != nil {
 			s.countTampered(o.pos, err)
 		} else {
@@ -344,7 +344,7 @@ func (s *Store) apply(tx *bolt.Tx, o *op, delta *Stats) (opResult, error) {
 			return opResult{}, nil
 		}
 		oldRec.Primary = o.primary
-		enc := encodeRecord(s.secret, oldRec)
+		enc := encodeRecord(s.key, oldRec)
 		delta.count(old, -1)
 		delta.count(enc, 1)
 		// Same expiry: the index entry stays.
