@@ -72,7 +72,7 @@ func TestMain(m *testing.M) {
 }
 
 // requireE2E skips the test unless the end-to-end tests are on.
-func requireE2E(t *testing.T) {
+func requireE2E(t testing.TB) {
 	t.Helper()
 	if binDir == "" {
 		testenv.Skip(t, "end-to-end test: set "+envVar+"=1 to run it (make e2e)")
@@ -88,12 +88,14 @@ type ClusterOptions struct {
 	Replication int
 	// LogLevel of every node; "" means info.
 	LogLevel string
+	// WriteQuorum is records.write_quorum; 0 keeps the product default.
+	WriteQuorum int
 }
 
 // Cluster is a set of dhtd processes sharing a CA and an HMAC key, each on
 // its own 127.0.0.x address.
 type Cluster struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	opts ClusterOptions
 	CA   *crypto.CA
@@ -109,7 +111,7 @@ type Cluster struct {
 // NewCluster makes a CA and an HMAC key; nodes are added with NewNode. Every
 // process is killed when the test ends; if it failed, the tail of each node's
 // log is printed.
-func NewCluster(t *testing.T, opts ClusterOptions) *Cluster {
+func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
 	requireE2E(t)
 	dir := t.TempDir()
@@ -152,7 +154,7 @@ func NewCluster(t *testing.T, opts ClusterOptions) *Cluster {
 }
 
 // writeHMACKeys writes a keys file with one new key.
-func writeHMACKeys(t *testing.T, path string, extra ...string) {
+func writeHMACKeys(t testing.TB, path string, extra ...string) {
 	t.Helper()
 	k, err := crypto.NewHMACKey()
 	if err != nil {
@@ -259,6 +261,9 @@ func (c *Cluster) NewNode(opts NodeOptions) *Node {
 	if c.opts.Replication > 0 {
 		fmt.Fprintf(&cfg, "default_replication = %d\n", c.opts.Replication)
 	}
+	if c.opts.WriteQuorum > 0 {
+		fmt.Fprintf(&cfg, "write_quorum = %d\n", c.opts.WriteQuorum)
+	}
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +274,7 @@ func (c *Cluster) NewNode(opts NodeOptions) *Node {
 }
 
 // freePort returns ip:port with a port that was free a moment ago.
-func freePort(t *testing.T, ip string) string {
+func freePort(t testing.TB, ip string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
@@ -745,7 +750,7 @@ func tail(path string, n int) string {
 
 // poll calls cond every interval until it returns "" (done) or ctx ends; then
 // the test fails with cond's last reason.
-func poll(t *testing.T, ctx context.Context, interval time.Duration, what string, cond func() string) {
+func poll(t testing.TB, ctx context.Context, interval time.Duration, what string, cond func() string) {
 	t.Helper()
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
