@@ -48,6 +48,10 @@ type Config struct {
 	// RepairRate caps the records one maintenance round sends or fetches per
 	// second. Default 2000.
 	RepairRate int
+	// MaxClockAhead is how far ahead of this node's clock the version of a
+	// record received from another node may be; a record further ahead is
+	// refused and counted (durachord_dht_refused_records_total). Default 1m.
+	MaxClockAhead time.Duration
 	// PageBytes caps the value bytes in one page of records on the wire.
 	// Default 1 MiB.
 	PageBytes int
@@ -74,6 +78,7 @@ func DefaultConfig() Config {
 		MaintainInterval:    30 * time.Second,
 		RepairRate:          2000,
 		PageBytes:           1 << 20,
+		MaxClockAhead:       time.Minute,
 	}
 }
 
@@ -94,6 +99,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("dht: max background pushes must be at least 1, have %d", c.MaxBackgroundPushes)
 	case c.RepairRetryWindow <= 0:
 		return fmt.Errorf("dht: repair retry window must be positive, have %v", c.RepairRetryWindow)
+	case c.MaxClockAhead <= 0:
+		return fmt.Errorf("dht: max clock ahead must be positive, have %v", c.MaxClockAhead)
 	case c.CallTimeout <= 0:
 		return fmt.Errorf("dht: call timeout must be positive, have %v", c.CallTimeout)
 	case c.SweepInterval <= 0:

@@ -44,6 +44,13 @@ func (s *Service) handlePut(ctx context.Context, _ chord.ID, a putArgs) (any, er
 	if pos := chord.KeyPosition([32]byte(a.Key)); !s.node.Owns(pos) {
 		return s.refer(a.Route, pos)
 	}
+	// The entry node cut both already; a member that did not is cut here.
+	now := s.now()
+	if a.Expiry <= now.UnixNano() {
+		return nil, fmt.Errorf("%w: expiry %d is not in the future", chord.ErrBadRequest, a.Expiry)
+	}
+	a.Expiry = min(a.Expiry, now.Add(s.cfg.MaxTTL).UnixNano())
+	a.Replication = min(a.Replication, uint8(s.cfg.MaxReplication))
 	v, err := s.ownerPut(ctx, a)
 	if err != nil {
 		return nil, err
@@ -97,11 +104,15 @@ func (s *Service) handleStore(ctx context.Context, from chord.ID, a storeArgs) (
 	now := s.now()
 	recs := make([]store.Record, 0, len(a.Records))
 	for _, w := range a.Records {
-		rec, err := w.record(s.node.Owns(chord.KeyPosition([32]byte(w.Key))))
-		if err != nil {
+		rec, live, err := s.admit(w, s.node.Owns(chord.KeyPosition([32]byte(w.Key))), now)
+		switch {
+		case errors.Is(err, errTooFarAhead):
+			// Refused alone (and counted): the rest of the page is kept.
+			s.log.Debug("record refused", "from", from.Short(), "key", w.Key.Short(), "error", err)
+			continue
+		case err != nil:
 			return nil, fmt.Errorf("%w: %v", chord.ErrBadRequest, err)
-		}
-		if !rec.Expiry.After(now) {
+		case !live:
 			continue // expired records never come back
 		}
 		recs = append(recs, rec)

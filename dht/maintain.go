@@ -249,9 +249,10 @@ func (s *Service) fetch(ctx context.Context, peer chord.NodeInfo, keys []chord.I
 			return got, fmt.Errorf("fetch %d records from %v: %w", n, peer, err)
 		}
 		recs := make([]store.Record, 0, len(reply.Records))
+		now := s.now()
 		for _, w := range reply.Records {
-			rec, err := w.record(s.node.Owns(chord.KeyPosition([32]byte(w.Key))))
-			if err != nil || !rec.Expiry.After(s.now()) {
+			rec, live, err := s.admit(w, s.node.Owns(chord.KeyPosition([32]byte(w.Key))), now)
+			if err != nil || !live {
 				continue
 			}
 			recs = append(recs, rec)

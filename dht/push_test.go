@@ -63,8 +63,19 @@ func TestPushQueuesBatch(t *testing.T) {
 		t.Errorf("batches %v: %d records in %d calls; want %d records in at most %d calls",
 			b.batches, total, len(b.batches), n, 2*pushesPerBatch)
 	}
-	if len(q.queues) != 0 {
-		t.Errorf("%d holder queues left after the pushes ended; want 0", len(q.queues))
+	// A drain started for a push that another drain served finds nothing
+	// and ends on its own; the queue goes with the last one.
+	left := 1
+	for deadline := time.Now().Add(5 * time.Second); left != 0 && time.Now().Before(deadline); {
+		q.mu.Lock()
+		left = len(q.queues)
+		q.mu.Unlock()
+		if left != 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if left != 0 {
+		t.Errorf("%d holder queues left after the pushes ended; want 0", left)
 	}
 }
 

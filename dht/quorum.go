@@ -290,10 +290,7 @@ func (q *pushQueues) drain(h *holderQueue, send func(chord.NodeInfo, []store.Rec
 			n++
 		}
 		if n == 0 {
-			h.sending--
-			if h.sending == 0 && len(h.room) == 0 && q.queues[h.peer.ID] == h {
-				delete(q.queues, h.peer.ID) // nodes that left leave nothing behind
-			}
+			q.endDrain(h)
 			q.mu.Unlock()
 			return
 		}
@@ -314,10 +311,27 @@ func (q *pushQueues) drain(h *holderQueue, send func(chord.NodeInfo, []store.Rec
 			<-h.room
 		}
 		q.mu.Lock()
+		last := len(h.items) == 0
+		if last {
+			q.endDrain(h)
+		}
 		if q.active -= n; q.active == 0 {
 			q.idle.Broadcast()
 		}
 		q.mu.Unlock()
+		if last {
+			return
+		}
+	}
+}
+
+// endDrain ends one of h's drains; the last one forgets the queue once
+// nothing is queued or in flight, so that nodes that left leave nothing
+// behind. q.mu is held.
+func (q *pushQueues) endDrain(h *holderQueue) {
+	h.sending--
+	if h.sending == 0 && len(h.room) == 0 && q.queues[h.peer.ID] == h {
+		delete(q.queues, h.peer.ID)
 	}
 }
 

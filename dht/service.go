@@ -315,11 +315,15 @@ func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, e
 	self := s.node.Self().ID
 	hs := holders(self, s.node.Successors(), int(a.Replication))
 	need := min(s.cfg.WriteQuorum, int(a.Replication), len(hs)+1)
+	version, err := s.clock.next(cur.Version)
+	if err != nil {
+		return store.Version{}, fmt.Errorf("dht: put %x: %w", key[:4], err)
+	}
 	rec := store.Record{
 		Key:         key,
 		Value:       a.Value,
 		Expiry:      time.Unix(0, a.Expiry),
-		Version:     s.clock.next(cur.Version),
+		Version:     version,
 		Primary:     true,
 		Replication: a.Replication,
 	}
@@ -510,11 +514,11 @@ func (s *Service) ask(ctx context.Context, n chord.NodeInfo, a getArgs) (store.R
 	if a.Route && w.Referral != nil {
 		return store.Record{}, chord.Reply{Referral: w.Referral}, nil
 	}
-	rec, err := w.record(false)
+	rec, live, err := s.admit(w.wireRecord, false, s.now())
 	if err != nil {
 		return store.Record{}, chord.Reply{}, err
 	}
-	if rec.Key != key || !rec.Expiry.After(s.now()) {
+	if rec.Key != key || !live {
 		return store.Record{}, chord.Reply{}, ErrNotFound
 	}
 	return rec, chord.Reply{Neighbours: w.Neighbours}, nil

@@ -1,0 +1,58 @@
+package dht
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/durachord/durachord/store"
+)
+
+// What a record from another node may carry. Every record that enters this
+// node from the network (a push, a handoff, a repair, a fetched copy, a
+// replica's answer to a GET) goes through admit: its expiry is cut to now +
+// Config.MaxTTL and its replication to Config.MaxReplication, and a version
+// more than Config.MaxClockAhead ahead of this node's clock is refused, so
+// that no member can make a record that no later PUT replaces or that
+// outlives the maximum TTL.
+
+// errTooFarAhead: a record's version is further ahead of this node's clock
+// than Config.MaxClockAhead.
+var errTooFarAhead = errors.New("dht: version too far ahead of this node's clock")
+
+// admit turns a record received from another node into one this node keeps:
+// the first return is false for a record that is expired (nothing to keep);
+// an error says why the record is refused.
+func (s *Service) admit(w wireRecord, primary bool, now time.Time) (store.Record, bool, error) {
+	rec, err := w.record(primary)
+	if err != nil {
+		return store.Record{}, false, err
+	}
+	if limit := now.Add(s.cfg.MaxTTL); rec.Expiry.After(limit) {
+		rec.Expiry = limit
+	}
+	if rec.Replication > uint8(s.cfg.MaxReplication) {
+		rec.Replication = uint8(s.cfg.MaxReplication)
+	}
+	if ahead := aheadOf(rec.Version, now); ahead > s.cfg.MaxClockAhead {
+		s.metrics.refused.WithLabelValues("version_ahead").Inc()
+		return store.Record{}, false, fmt.Errorf("%w: version %v is %v ahead (at most %v)",
+			errTooFarAhead, rec.Version, ahead.Round(time.Millisecond), s.cfg.MaxClockAhead)
+	}
+	return rec, rec.Expiry.After(now), nil
+}
+
+// aheadOf returns how far v's clock is ahead of now (0 or less when it is
+// not).
+func aheadOf(v store.Version, now time.Time) time.Duration {
+	t := uint64(now.UnixNano())
+	if v.Clock <= t {
+		return 0
+	}
+	d := v.Clock - t
+	if d > math.MaxInt64 {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(d)
+}
