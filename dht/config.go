@@ -52,6 +52,15 @@ type Config struct {
 	// record received from another node may be; a record further ahead is
 	// refused and counted (durachord_dht_refused_records_total). Default 1m.
 	MaxClockAhead time.Duration
+	// MaxHints and MaxHintBytes bound the hints this node keeps for owners
+	// it could not reach (their count and their value bytes); a PUT that
+	// finds them full fails as before hinted handoff. Default 65536 and
+	// 64 MiB.
+	MaxHints     int
+	MaxHintBytes int64
+	// HintInterval is how often the hints are offered to their owners.
+	// Default 1s.
+	HintInterval time.Duration
 	// PageBytes caps the value bytes in one page of records on the wire.
 	// Default 1 MiB.
 	PageBytes int
@@ -79,6 +88,9 @@ func DefaultConfig() Config {
 		RepairRate:          2000,
 		PageBytes:           1 << 20,
 		MaxClockAhead:       time.Minute,
+		MaxHints:            1 << 16,
+		MaxHintBytes:        64 << 20,
+		HintInterval:        time.Second,
 	}
 }
 
@@ -99,6 +111,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("dht: max background pushes must be at least 1, have %d", c.MaxBackgroundPushes)
 	case c.RepairRetryWindow <= 0:
 		return fmt.Errorf("dht: repair retry window must be positive, have %v", c.RepairRetryWindow)
+	case c.MaxHints < 0 || c.MaxHintBytes < 0:
+		return fmt.Errorf("dht: max hints and max hint bytes must not be negative, have %d and %d", c.MaxHints, c.MaxHintBytes)
+	case c.HintInterval <= 0:
+		return fmt.Errorf("dht: hint interval must be positive, have %v", c.HintInterval)
 	case c.MaxClockAhead <= 0:
 		return fmt.Errorf("dht: max clock ahead must be positive, have %v", c.MaxClockAhead)
 	case c.CallTimeout <= 0:

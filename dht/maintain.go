@@ -638,6 +638,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	wg.Go(func() { s.sendRechecks(ctx) })
 	wg.Go(func() { s.repairMissed(ctx) })
+	wg.Go(func() { s.deliverHints(ctx) })
 	wg.Go(func() {
 		loop(ctx, s.cfg.MaintainInterval, s.kick, func(ctx context.Context) {
 			if err := s.Maintain(ctx); err != nil && ctx.Err() == nil {

@@ -18,6 +18,7 @@ type metrics struct {
 	// calls observes the calls per operation, by op.
 	calls     struct{ get, put prometheus.Observer }
 	refused   *prometheus.CounterVec
+	hints     *prometheus.CounterVec
 	quorum    *prometheus.CounterVec
 	immediate *prometheus.CounterVec
 }
@@ -66,6 +67,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				"replica reads on a fallback; an owner's replica pushes are counted in durachord_dht_replica_pushes_total), by op.",
 			Buckets: prometheus.LinearBuckets(0, 1, 9),
 		}, []string{"op"}),
+		hints: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_dht_hints_total",
+			Help: "PUTs kept as hints for an owner out of reach, by fate (stored, full, failed, delivered, superseded, expired).",
+		}, []string{"outcome"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durachord_dht_refused_records_total",
 			Help: "Records from other nodes refused, by reason (version_ahead: a version further ahead of this node's clock than allowed).",
@@ -83,7 +88,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.calls.put = m.callsVec.WithLabelValues("put")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.ops, m.replication, m.received, m.handoff, m.repair,
-			m.dropped, m.promoted, m.swept, m.rounds, m.callsVec, m.refused, m.quorum, m.immediate} {
+			m.dropped, m.promoted, m.swept, m.rounds, m.callsVec, m.hints, m.refused, m.quorum, m.immediate} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

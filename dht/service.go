@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/store"
@@ -81,6 +82,10 @@ type Service struct {
 	// the records that holders missed.
 	pushQueues *pushQueues
 	repairs    *repairQueue
+	// hints keeps the PUTs no owner took in time (nil: no hinted
+	// handoff); hintKick starts a delivery round.
+	hints    Hints
+	hintKick chan struct{}
 }
 
 // New returns a Service over node, tr and db and registers its calls on node.
@@ -118,6 +123,19 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 		pending:    pending,
 		pushQueues: newPushQueues(cfg.MaxBackgroundPushes, cfg.PageBytes),
 		repairs:    newRepairQueue(),
+		hintKick:   make(chan struct{}, 1),
+	}
+	if h, ok := db.(Hints); ok {
+		s.hints = h
+		if cfg.Metrics != nil {
+			kept := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "durachord_dht_hints",
+				Help: "PUTs kept as hints for owners out of reach, not yet delivered.",
+			}, func() float64 { n, _ := h.HintCount(); return float64(n) })
+			if err := cfg.Metrics.Register(kept); err != nil {
+				return nil, err
+			}
+		}
 	}
 	s.register()
 	node.OnChange(s.onRingChange)
@@ -206,7 +224,7 @@ func (s *Service) Put(ctx context.Context, key [32]byte, value []byte, ttl time.
 		Expiry:      s.now().Add(s.clampTTL(ttl)).UnixNano(),
 		Replication: s.clampReplication(replication),
 	}
-	calls, err := s.put(ctx, a)
+	calls, err := s.putOrHint(ctx, a, s.now())
 	s.metrics.ops.WithLabelValues("put", outcome(err)).Inc()
 	s.metrics.calls.put.Observe(float64(calls))
 	return err
@@ -394,6 +412,12 @@ func containsNode(ns []chord.NodeInfo, id chord.ID) bool {
 // replica holders when the owner is unreachable or does not have it (a node
 // that has just joined may not yet hold its arc).
 func (s *Service) Get(ctx context.Context, key [32]byte) ([]byte, error) {
+	if h, ok := s.hinted(key); ok {
+		// A PUT through this node that no owner has yet: the newest
+		// write this node knows of.
+		s.metrics.ops.WithLabelValues("get", "success").Inc()
+		return h.Value, nil
+	}
 	rec, calls, err := s.get(ctx, key)
 	s.metrics.ops.WithLabelValues("get", outcome(err)).Inc()
 	s.metrics.calls.get.Observe(float64(calls))

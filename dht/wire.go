@@ -75,6 +75,10 @@ type putArgs struct {
 	Route       bool     `json:"route,omitempty"`
 	// Neighbours asks the owner to tell its neighbours in the reply.
 	Neighbours bool `json:"neighbours,omitempty"`
+	// HintedAt, set when an entry node delivers a hint, is when it took
+	// the PUT (Unix nanoseconds): the owner keeps a version written after
+	// that instead.
+	HintedAt int64 `json:"hinted_at,omitempty"`
 }
 
 type putReply struct {

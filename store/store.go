@@ -59,6 +59,7 @@ type Store struct {
 	key      *recordKey // the secret's HMAC states; nil with secret
 	metrics  *metrics
 	tampered atomic.Uint64
+	hints    hintState
 	// freelistSyncMax is the constant of that name, held here so that a
 	// benchmark can raise it before writing.
 	freelistSyncMax int
@@ -172,14 +173,15 @@ func (s *Store) init() error {
 		if !exists {
 			return fmt.Errorf("%w: %s has no schema", ErrNotDatabase, s.db.Path())
 		}
-		return nil
+		return s.db.View(func(tx *bolt.Tx) error { s.countHints(tx); return nil })
 	}
 	return s.update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketRecords, bucketExpiry, bucketMeta} {
+		for _, name := range [][]byte{bucketRecords, bucketExpiry, bucketMeta, bucketHints} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
 		}
+		s.countHints(tx)
 		return s.upgrade(tx, exists, schema)
 	})
 }

@@ -1,0 +1,127 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+)
+
+// hintRing is a frozen ring of 4 (views stay as they are) and a key owned
+// by the entry's successor: with the owner out of reach, no other node takes
+// the key over (the entry is not the owner's successor, the owner's
+// successors still see it as their predecessor).
+func hintRing(t *testing.T) (r *ring, entry, owner *member, k [32]byte) {
+	t.Helper()
+	r = newRing(t, 4)
+	r.freeze()
+	entry = r.members[0]
+	owner = r.member(entry.node.Successors()[0].ID)
+	for i := 0; ; i++ {
+		if k = key(i); owner.node.Owns(chord.KeyPosition(k)) {
+			return r, entry, owner, k
+		}
+	}
+}
+
+// TestHintKeepsPutWhileOwnerUnreachable: a PUT whose owner cannot be
+// reached before the request's deadline is kept by the entry node as a hint
+// (the PUT succeeds), a GET through the entry node sees it, and once the
+// owner answers again the hint is delivered, stored by the owner, and gone.
+func TestHintKeepsPutWhileOwnerUnreachable(t *testing.T) {
+	r, entry, owner, k := hintRing(t)
+	r.net.Down(owner.info.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	err := entry.svc.Put(ctx, k, []byte("hinted"), time.Hour, 3)
+	cancel()
+	if err != nil {
+		t.Fatalf("Put with the owner unreachable = %v; want it kept as a hint", err)
+	}
+	if n, _ := entry.db.HintCount(); n != 1 {
+		t.Fatalf("entry keeps %d hints; want 1", n)
+	}
+	got, err := entry.svc.Get(context.Background(), k)
+	if err != nil || !bytes.Equal(got, []byte("hinted")) {
+		t.Fatalf("Get through the entry node = %q, %v; want the hinted value", got, err)
+	}
+	if left := entry.svc.DeliverHints(context.Background()); left != 1 {
+		t.Fatalf("DeliverHints with the owner still unreachable left %d hints; want 1", left)
+	}
+	r.net.Up(owner.info.Addr)
+	if left := entry.svc.DeliverHints(context.Background()); left != 0 {
+		t.Fatalf("DeliverHints with the owner back left %d hints; want 0", left)
+	}
+	rec, err := owner.db.Get(k)
+	if err != nil || !bytes.Equal(rec.Value, []byte("hinted")) || !rec.Primary {
+		t.Fatalf("owner holds %+v, %v; want the hinted value as its primary copy", rec, err)
+	}
+	got, err = entry.svc.Get(context.Background(), k)
+	if err != nil || !bytes.Equal(got, []byte("hinted")) {
+		t.Fatalf("Get after delivery = %q, %v; want the delivered value", got, err)
+	}
+}
+
+// TestHintSupersededByLaterPut: a hint is never delivered over a version
+// the owner took after the hinted PUT, and a later PUT through the same
+// entry node that reaches the owner removes the hint, so that GETs there do
+// not answer from it.
+func TestHintSupersededByLaterPut(t *testing.T) {
+	r, entry, owner, k := hintRing(t)
+	other := r.members[1]
+	if other == owner {
+		other = r.members[2]
+	}
+	ctx := context.Background()
+	r.net.Down(owner.info.Addr)
+	tctx, cancel := context.WithTimeout(ctx, time.Second)
+	if err := entry.svc.Put(tctx, k, []byte("old"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	r.net.Up(owner.info.Addr)
+	if err := other.svc.Put(ctx, k, []byte("new"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	if left := entry.svc.DeliverHints(ctx); left != 0 {
+		t.Fatalf("DeliverHints left %d hints; want 0", left)
+	}
+	if rec, err := owner.db.Get(k); err != nil || !bytes.Equal(rec.Value, []byte("new")) {
+		t.Fatalf("owner holds %q, %v after the old hint was delivered; want %q", rec.Value, err, "new")
+	}
+
+	// A hint, then a later PUT through the same entry that reaches the owner.
+	r.net.Down(owner.info.Addr)
+	tctx, cancel = context.WithTimeout(ctx, time.Second)
+	if err := entry.svc.Put(tctx, k, []byte("hinted-2"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	r.net.Up(owner.info.Addr)
+	if err := entry.svc.Put(ctx, k, []byte("direct"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := entry.db.HintCount(); n != 0 {
+		t.Errorf("entry keeps %d hints after a later PUT reached the owner; want 0", n)
+	}
+	if got, err := entry.svc.Get(ctx, k); err != nil || !bytes.Equal(got, []byte("direct")) {
+		t.Errorf("Get through the entry = %q, %v; want %q", got, err, "direct")
+	}
+}
+
+// TestHintsBounded: with no room for hints a PUT whose owner is unreachable
+// fails as before.
+func TestHintsBounded(t *testing.T) {
+	r, entry, owner, k := hintRing(t)
+	entry.svc.cfg.MaxHints = 0
+	r.net.Down(owner.info.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := entry.svc.Put(ctx, k, []byte("v"), time.Hour, 3); err == nil {
+		t.Fatal("Put with the owner unreachable and no room for hints succeeded; want an error")
+	}
+	if n, _ := entry.db.HintCount(); n != 0 {
+		t.Errorf("entry keeps %d hints; want 0", n)
+	}
+}
