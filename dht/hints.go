@@ -209,15 +209,17 @@ func (s *Service) deliver(ctx context.Context, h store.Record) {
 	s.metrics.hints.WithLabelValues("delivered").Inc()
 }
 
-// superseded reports whether the owner's store holds a version of a's key
-// written after the hinted PUT was taken (a.HintedAt, cut to this node's
+// superseded reports whether the owner serves a version of a's key written
+// after the hinted PUT was taken (a.HintedAt, cut to this node's
 // clock + MaxClockAhead), and returns it.
 func (s *Service) superseded(a putArgs) (store.Version, bool) {
 	if a.HintedAt <= 0 {
 		return store.Version{}, false
 	}
 	at := min(uint64(a.HintedAt), uint64(s.now().Add(s.cfg.MaxClockAhead).UnixNano()))
-	cur, err := s.raw.Get([32]byte(a.Key))
+	// What the owner serves: a version still short of its write quorum
+	// does not supersede the hint, which then goes in as a new version.
+	cur, err := s.db.Get([32]byte(a.Key))
 	if err != nil || cur.Version.Clock < at {
 		return store.Version{}, false
 	}
