@@ -84,11 +84,19 @@ func (s *Service) neighbours(asked bool) *chord.Neighbours {
 	return &nb
 }
 
-func (s *Service) handleGet(_ context.Context, _ chord.ID, a getArgs) (any, error) {
+func (s *Service) handleGet(ctx context.Context, _ chord.ID, a getArgs) (any, error) {
 	if pos := chord.KeyPosition([32]byte(a.Key)); a.Route && !s.node.Owns(pos) {
 		return s.refer(true, pos)
 	}
-	rec, err := s.db.Get([32]byte(a.Key))
+	// A routed get asks the owner, which answers as the owner (see
+	// ownRecord); any other asks this node's own copy.
+	var rec store.Record
+	var err error
+	if a.Route {
+		rec, err = s.ownRecord(ctx, [32]byte(a.Key))
+	} else {
+		rec, err = s.db.Get([32]byte(a.Key))
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, chord.ErrNotFound
 	}

@@ -293,12 +293,14 @@ func (s *Service) pace(ctx context.Context, n int) error {
 func (s *Service) Maintain(ctx context.Context) error {
 	s.maintainMu.Lock()
 	defer s.maintainMu.Unlock()
+	gen := s.fresh.gen.Load()
 	pred, ok := s.node.Predecessor()
 	if !ok {
 		return nil // the arc is not known yet
 	}
 	self := s.node.Self()
 	if pred.ID == self.ID {
+		s.syncedBy(gen)
 		return nil // alone on the ring: every record is ours and primary
 	}
 	err := errors.Join(
@@ -311,6 +313,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 		return err
 	}
 	s.metrics.rounds.WithLabelValues("ok").Inc()
+	s.syncedBy(gen)
 	return nil
 }
 
@@ -639,6 +642,7 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.sendRechecks(ctx) })
 	wg.Go(func() { s.repairMissed(ctx) })
 	wg.Go(func() { s.deliverHints(ctx) })
+	wg.Go(func() { s.watch(ctx) })
 	wg.Go(func() {
 		loop(ctx, s.cfg.MaintainInterval, s.kick, func(ctx context.Context) {
 			if err := s.Maintain(ctx); err != nil && ctx.Err() == nil {

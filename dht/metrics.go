@@ -19,6 +19,7 @@ type metrics struct {
 	calls     struct{ get, put prometheus.Observer }
 	refused   *prometheus.CounterVec
 	hints     *prometheus.CounterVec
+	refreshed prometheus.Counter
 	quorum    *prometheus.CounterVec
 	immediate *prometheus.CounterVec
 }
@@ -67,6 +68,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 				"replica reads on a fallback; an owner's replica pushes are counted in durachord_dht_replica_pushes_total), by op.",
 			Buckets: prometheus.LinearBuckets(0, 1, 9),
 		}, []string{"op"}),
+		refreshed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_dht_owner_refreshed_total",
+			Help: "Records an owner not yet in sync with its replica holders found newer on one of them while serving a GET.",
+		}),
 		hints: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durachord_dht_hints_total",
 			Help: "PUTs kept as hints for an owner out of reach, by fate (stored, full, failed, delivered, superseded, expired).",
@@ -88,7 +93,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.calls.put = m.callsVec.WithLabelValues("put")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.ops, m.replication, m.received, m.handoff, m.repair,
-			m.dropped, m.promoted, m.swept, m.rounds, m.callsVec, m.hints, m.refused, m.quorum, m.immediate} {
+			m.dropped, m.promoted, m.swept, m.rounds, m.callsVec, m.hints, m.refreshed, m.refused, m.quorum, m.immediate} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -86,6 +86,8 @@ type Service struct {
 	// handoff); hintKick starts a delivery round.
 	hints    Hints
 	hintKick chan struct{}
+	// fresh says whether this node's own records may be served alone.
+	fresh *freshness
 }
 
 // New returns a Service over node, tr and db and registers its calls on node.
@@ -124,6 +126,7 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 		pushQueues: newPushQueues(cfg.MaxBackgroundPushes, cfg.PageBytes),
 		repairs:    newRepairQueue(),
 		hintKick:   make(chan struct{}, 1),
+		fresh:      newFreshness(),
 	}
 	if h, ok := db.(Hints); ok {
 		s.hints = h
@@ -333,7 +336,7 @@ func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, e
 	self := s.node.Self().ID
 	hs := holders(self, s.node.Successors(), int(a.Replication))
 	need := min(s.cfg.WriteQuorum, int(a.Replication), len(hs)+1)
-	version, err := s.clock.next(cur.Version)
+	version, err := s.clock.next(s.newestVersion(ctx, key, cur.Version))
 	if err != nil {
 		return store.Version{}, fmt.Errorf("dht: put %x: %w", key[:4], err)
 	}
@@ -520,7 +523,11 @@ func (s *Service) fetchOne(ctx context.Context, n chord.NodeInfo, key [32]byte) 
 func (s *Service) ask(ctx context.Context, n chord.NodeInfo, a getArgs) (store.Record, chord.Reply, error) {
 	key := [32]byte(a.Key)
 	if n.ID == s.node.Self().ID {
-		rec, err := s.db.Get(key)
+		get := s.db.Get
+		if a.Route {
+			get = func(key [32]byte) (store.Record, error) { return s.ownRecord(ctx, key) }
+		}
+		rec, err := get(key)
 		if errors.Is(err, store.ErrNotFound) {
 			return rec, chord.Reply{}, ErrNotFound
 		}

@@ -1,0 +1,139 @@
+package dht
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/store"
+)
+
+// Reads that never go back in time. A node's own records can be behind its
+// arc's: after a start (it may have been down while others took its arc's
+// writes) and after any stretch in which it did not run (frozen, suspended,
+// starved of CPU), during which the ring may have evicted it and taken
+// writes elsewhere. Until one maintenance round has compared its arc with
+// the replica holders since then, the node is not in sync, and as the owner
+// it does not answer from its own records alone: a GET, and the version a
+// PUT is given, take the newest of its own copy and those of its first two
+// successors (the holders of every record with replication up to 3; with a
+// write quorum of 2 an acknowledged write is on one of them whenever it is
+// not here). The first such copy that is newer is also kept here.
+
+// Bounds of the freshness watch.
+const (
+	// beatInterval is how often the node notes that it runs.
+	beatInterval = 100 * time.Millisecond
+	// gapLimit is the longest time between two notes that counts as
+	// running throughout; a longer one means the node was not running.
+	gapLimit = time.Second
+	// syncPeers is how many successors a node out of sync asks.
+	syncPeers = 2
+)
+
+// freshness says whether the node's own records can be served alone.
+type freshness struct {
+	epoch  time.Time    // the monotonic base of beat
+	beat   atomic.Int64 // nanoseconds since epoch of the last note
+	gen    atomic.Uint64
+	synced atomic.Uint64 // the gen that a completed round synced; in sync when == gen
+}
+
+func newFreshness() *freshness {
+	f := &freshness{epoch: time.Now()}
+	f.gen.Store(1) // out of sync from the start
+	return f
+}
+
+// since returns the monotonic time since the epoch.
+func (f *freshness) since() int64 { return int64(time.Since(f.epoch)) }
+
+// note records that the node runs, and reports whether it had stopped
+// running since the last note (the node is then out of sync).
+func (f *freshness) note() bool {
+	now := f.since()
+	last := f.beat.Swap(now)
+	if last != 0 && time.Duration(now-last) > gapLimit {
+		f.gen.Add(1)
+		return true
+	}
+	return false
+}
+
+// inSync reports whether the node's records may be served alone; it also
+// catches a gap that the watch has not noted yet.
+func (f *freshness) inSync() bool {
+	if last := f.beat.Load(); last != 0 && time.Duration(f.since()-last) > gapLimit {
+		return false
+	}
+	return f.synced.Load() == f.gen.Load()
+}
+
+// watch notes every beatInterval that the node runs, until ctx ends; after a
+// gap it starts a maintenance round.
+func (s *Service) watch(ctx context.Context) {
+	t := time.NewTicker(beatInterval)
+	defer t.Stop()
+	// Once the watch has ended nothing notes a gap any more (the node is
+	// shutting down, or a test runs it without its loops).
+	defer s.fresh.beat.Store(0)
+	s.fresh.note()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.fresh.note() {
+			s.log.Info("this node did not run for a while; serving its arc with its successors' copies until a round syncs it")
+			s.Kick()
+		}
+	}
+}
+
+// syncedBy marks the node in sync as of gen, the generation a maintenance
+// round that has just compared the arc with its holders started in.
+func (s *Service) syncedBy(gen uint64) {
+	if s.fresh.gen.Load() == gen && s.fresh.synced.Swap(gen) != gen {
+		s.log.Debug("own records in sync with the replica holders")
+	}
+}
+
+// ownRecord returns this node's own live copy of key as the owner serves it:
+// while the node is not in sync, the newest of its copy and its first
+// successors' (and a newer one found there is kept here).
+func (s *Service) ownRecord(ctx context.Context, key [32]byte) (store.Record, error) {
+	own, err := s.db.Get(key)
+	if s.fresh.inSync() {
+		return own, err
+	}
+	self := s.node.Self()
+	rec, nerr := s.newest(ctx, key, append([]chord.NodeInfo{self}, holders(self.ID, s.node.Successors(), syncPeers+1)...))
+	if nerr != nil {
+		return own, err
+	}
+	if err != nil || rec.Version.Compare(own.Version) > 0 {
+		keep := rec
+		keep.Primary = s.node.Owns(chord.KeyPosition(key))
+		if _, perr := s.raw.Put(ctx, keep); perr != nil {
+			s.log.Debug("could not keep a newer copy from a successor", "key", chord.ID(key).Short(), "error", perr)
+		}
+		s.metrics.refreshed.Inc()
+	}
+	return rec, nil
+}
+
+// newestVersion returns the newest version of key among this node's store
+// (cur, as read) and, while this node is not in sync, its first successors:
+// what a PUT's version must go above.
+func (s *Service) newestVersion(ctx context.Context, key [32]byte, cur store.Version) store.Version {
+	if s.fresh.inSync() {
+		return cur
+	}
+	self := s.node.Self()
+	if r, err := s.newest(ctx, key, holders(self.ID, s.node.Successors(), syncPeers+1)); err == nil && r.Version.Compare(cur) > 0 {
+		return r.Version
+	}
+	return cur
+}

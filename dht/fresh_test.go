@@ -1,0 +1,105 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/store"
+)
+
+// behindOwner is a frozen ring of 4 where key k's owner holds an old copy and
+// its first successor a newer one, written (as while the owner was away)
+// with a clock 30 s ahead; the owner is then marked out of sync.
+func behindOwner(t *testing.T) (r *ring, owner, succ, entry *member, k [32]byte, newer store.Record) {
+	t.Helper()
+	r = newRing(t, 4)
+	r.freeze()
+	ms := r.sorted()
+	owner, succ, entry = ms[0], ms[1], ms[2]
+	for i := 0; ; i++ {
+		if k = key(i); owner.node.Owns(chord.KeyPosition(k)) {
+			break
+		}
+	}
+	ctx := context.Background()
+	if err := entry.svc.Put(ctx, k, []byte("old"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	r.quiesce()
+	newer = store.Record{Key: k, Value: []byte("newer"), Expiry: time.Now().Add(time.Hour), Replication: 3,
+		Version: store.Version{Clock: uint64(time.Now().Add(30 * time.Second).UnixNano()), Node: 9}}
+	if _, err := succ.db.Put(ctx, newer); err != nil {
+		t.Fatal(err)
+	}
+	owner.svc.fresh.gen.Add(1) // as after a gap or a restart
+	return r, owner, succ, entry, k, newer
+}
+
+// TestOwnerOutOfSyncReadsSuccessors: an owner that is not in sync with its
+// holders answers a GET with the newest copy among itself and its first
+// successors, keeps it, and answers from its own records alone again once a
+// maintenance round has synced it.
+func TestOwnerOutOfSyncReadsSuccessors(t *testing.T) {
+	_, owner, _, entry, k, _ := behindOwner(t)
+	ctx := context.Background()
+	got, err := entry.svc.Get(ctx, k)
+	if err != nil || !bytes.Equal(got, []byte("newer")) {
+		t.Fatalf("Get through another node = %q, %v; want the successor's newer copy", got, err)
+	}
+	if rec, err := owner.db.Get(k); err != nil || !bytes.Equal(rec.Value, []byte("newer")) || !rec.Primary {
+		t.Errorf("owner keeps %q (primary %v), %v; want the newer copy as its primary", rec.Value, rec.Primary, err)
+	}
+	if owner.svc.fresh.inSync() {
+		t.Fatal("owner in sync before any round")
+	}
+	if err := owner.svc.Maintain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !owner.svc.fresh.inSync() {
+		t.Fatal("owner still out of sync after a completed round")
+	}
+}
+
+// TestOwnerOutOfSyncVersionsAboveSuccessors: a PUT at an owner out of sync
+// is versioned above the newest version among its first successors, so that
+// it does not lose to the copy written while the owner was away, even with
+// that copy's clock 30 s ahead of the owner's.
+func TestOwnerOutOfSyncVersionsAboveSuccessors(t *testing.T) {
+	r, owner, succ, entry, k, newer := behindOwner(t)
+	ctx := context.Background()
+	if err := entry.svc.Put(ctx, k, []byte("latest"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	r.quiesce()
+	for _, m := range []*member{owner, succ} {
+		rec, err := m.db.Get(k)
+		if err != nil || !bytes.Equal(rec.Value, []byte("latest")) || rec.Version.Compare(newer.Version) <= 0 {
+			t.Errorf("%s holds %q at %v, %v; want %q above %v", m.info.Addr, rec.Value, rec.Version, err, "latest", newer.Version)
+		}
+	}
+}
+
+// TestGapMeansOutOfSync: a stretch longer than gapLimit between two notes
+// of the watch (the node was frozen or starved) puts the node out of sync,
+// and is seen even before the watch notes it.
+func TestGapMeansOutOfSync(t *testing.T) {
+	f := newFreshness()
+	f.note()
+	f.synced.Store(f.gen.Load())
+	if !f.inSync() {
+		t.Fatal("not in sync right after a note")
+	}
+	f.beat.Store(f.since() - int64(2*gapLimit))
+	if f.inSync() {
+		t.Fatal("in sync with the last note 2 gap limits ago")
+	}
+	if !f.note() {
+		t.Fatal("note after a gap did not report it")
+	}
+	if f.inSync() {
+		t.Fatal("in sync after a gap, before a round")
+	}
+}
