@@ -400,7 +400,7 @@ func (s *Service) place(ctx context.Context, self chord.NodeInfo, pred chord.ID)
 			end = pred
 		}
 		if res.Owner.ID != self.ID {
-			if err := s.placeGroup(ctx, self.ID, res, cursor, end); err != nil {
+			if err := s.placeGroup(ctx, self.ID, res, pos, cursor, end); err != nil {
 				return err
 			}
 		}
@@ -412,7 +412,7 @@ func (s *Service) place(ctx context.Context, self chord.NodeInfo, pred chord.ID)
 	return nil
 }
 
-func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.LookupResult, from, to chord.ID) error {
+func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.LookupResult, first, from, to chord.ID) error {
 	owner := res.Owner
 	// The owner's own successor list decides the replication windows: it is
 	// the list the owner replicates by, so keeping and pushing agree.
@@ -470,6 +470,21 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 		s.metrics.handoff.Add(float64(len(send)))
 		s.log.Debug("handed records to their owner", "owner", owner.Addr, "records", len(send))
 	}
+	// Nothing is let go on the word of a node that this node's own view
+	// does not make the owner, nor on a successor list that leaves out
+	// this node where it belongs, nor before the owner has confirmed that
+	// it holds every record let go (at its version or newer).
+	if why := s.implausibleOwner(self, owner, first, to, succs); why != "" {
+		s.metrics.refused.WithLabelValues("placement").Inc()
+		s.log.Debug("keeping copies: the owner's claim does not agree with this node's view", "owner", owner.Addr, "why", why)
+		return nil
+	}
+	if len(send) > 0 && len(keep)+len(drop) > 0 {
+		if err := s.confirmHeld(ctx, owner, from, to, append(slices.Clone(keep), drop...)); err != nil {
+			s.metrics.refused.WithLabelValues("unconfirmed").Inc()
+			return fmt.Errorf("place: %w", err)
+		}
+	}
 	// Only now that the owner holds every record is anything let go.
 	if err := s.each(ctx, keep, func(ctx context.Context, k [32]byte) error {
 		return s.db.SetPrimary(ctx, k, false)
@@ -482,6 +497,71 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 		return fmt.Errorf("place: drop: %w", err)
 	}
 	s.metrics.dropped.Add(float64(len(drop)))
+	return nil
+}
+
+// implausibleOwner says why owner, as a lookup named it for the records from
+// position first to to (the group's first record and the group's end), with
+// the successor list succs it gave, cannot be the owner in this node's own
+// view ("" when it can): a node this node knows of lies in [first, to]
+// other than the owner (it would own some of them), the list is not in ring
+// order after the owner, or it leaves out this node although this node lies
+// within it.
+func (s *Service) implausibleOwner(self chord.ID, owner chord.NodeInfo, first, to chord.ID, succs []chord.NodeInfo) string {
+	known := append(s.node.Successors(), s.node.Fingers()...)
+	if p, ok := s.node.Predecessor(); ok {
+		known = append(known, p)
+	}
+	known = append(known, s.node.Self())
+	for _, n := range known {
+		if n.ID != owner.ID && (n.ID == first || (n.ID.InHalfOpen(first, to) && first != to)) {
+			return fmt.Sprintf("%v lies among the records %s..%s that %v claims", n, first.Short(), to.Short(), owner)
+		}
+	}
+	prev := owner.ID
+	for _, n := range succs {
+		if n.ID == owner.ID {
+			break // the list wrapped around a small ring
+		}
+		if self.InHalfOpen(prev, n.ID) && self != n.ID {
+			return fmt.Sprintf("its successor list skips this node between %s and %s", prev.Short(), n.ID.Short())
+		}
+		if n.ID == self {
+			break
+		}
+		if !n.ID.InHalfOpen(prev, owner.ID) {
+			return fmt.Sprintf("its successor list is out of ring order at %s", n.ID.Short())
+		}
+		prev = n.ID
+	}
+	return ""
+}
+
+// confirmHeld asks owner for its versions of the records of (from, to] and
+// fails unless it holds every one of keys at this node's version or newer.
+func (s *Service) confirmHeld(ctx context.Context, owner chord.NodeInfo, from, to chord.ID, keys [][32]byte) error {
+	buckets := map[int]bool{}
+	for _, k := range keys {
+		buckets[int(chord.KeyPosition(k)[0])] = true
+	}
+	va := versionsArgs{From: from, To: to, MinReplication: 1, Limit: maxPageRecords}
+	for b := range buckets {
+		va.Buckets = append(va.Buckets, b)
+	}
+	slices.Sort(va.Buckets)
+	theirs, err := s.remoteVersions(ctx, owner, va)
+	if err != nil {
+		return fmt.Errorf("confirm with %v: %w", owner, err)
+	}
+	for _, k := range keys {
+		mine, err := s.raw.Get(k)
+		if err != nil {
+			continue // gone or expired here meanwhile
+		}
+		if v, ok := theirs[chord.ID(k)]; !ok || v.Compare(mine.Version) < 0 {
+			return fmt.Errorf("%v does not confirm %s at %v; keeping this node's copies", owner, chord.ID(k).Short(), mine.Version)
+		}
+	}
 	return nil
 }
 
