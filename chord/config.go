@@ -60,7 +60,9 @@ type Config struct {
 	// Default 30s.
 	SuspectTimeout time.Duration
 	// CacheSize bounds the cache of nodes learned from lookup replies
-	// (least recently learned evicted first); 0 disables it. Default 1024.
+	// (least recently learned evicted first), and the owner cache of arcs
+	// learned from them (least recently used evicted first); 0 disables
+	// both. Default 1024.
 	CacheSize int
 	// RememberSize bounds the number of evicted peers remembered for the
 	// probe round. Default 64.

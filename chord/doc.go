@@ -25,9 +25,31 @@
 //
 // Lookups are iterative: the requesting node queries one peer at a time with
 // chord.find_successor, each naming the owner or closer nodes, never more than
-// MaxHops peers and never the same peer twice; suspects are tried last. Nodes
-// named in replies go into a bounded cache (CacheSize) that later lookups
-// route through, so that warm lookups take one or two hops.
+// MaxHops peers and never the same peer twice; suspects are tried last. Every
+// answer is checked against the interval asked about (an owner named must
+// follow the answering node with the identifier in between, closer nodes must
+// lie between them) and ignored if it fails. Nodes named in replies go into a
+// bounded cache (CacheSize) that later lookups route through, and the arcs the
+// replies reveal (an owner named by its predecessor, a node's own
+// predecessor, each pair of successive successors) into a bounded owner cache
+// (CacheSize arcs, sorted, about the least recently used evicted), so that a node
+// learns which node owns which identifiers.
+//
+// # Routing requests
+//
+// Route folds the lookup into a request about an identifier (the records
+// layer's dht.get and dht.put): the request goes straight to the node this
+// node believes owns the identifier (itself, a successor, or the owner of a
+// cached arc), and a node that does not own it answers with a Referral, what
+// it knows of the owner (see Refer), which Route checks and follows: the owner
+// it names if it follows the referring node with the identifier in between,
+// else its predecessor if that lies between the identifier and it (a node
+// that joined there), else a lookup from what this node and the referral
+// know. A node that cannot be reached is skipped and routed around. One hop
+// limit (MaxHops calls, lookups and requests together) and LookupTimeout bound
+// it all. When the owner cache lacks the arcs around the node asked, the
+// request asks it for its neighbours (Neighbours), whose arcs are learned
+// from the answer. In a warm ring a request costs one call.
 //
 // The last known successors, predecessor and fingers are saved as JSON under
 // the meta key "chord.peers" whenever they change.
@@ -51,8 +73,11 @@
 //	    may be stale, so they are offered as closer nodes instead. Otherwise
 //	    "closer" lists up to 8 known nodes strictly between itself and id,
 //	    closest to id first.
+//	    The same object is the Referral with which a node answers a routed
+//	    request for an identifier it does not own.
 //	chord.neighbours      params null
 //	    result {"predecessor": NodeInfo or null, "successors": [NodeInfo]}
+//	    (Neighbours; a routed request may ask its owner for them)
 //	chord.ping            params null; result {}
 //	chord.notify          params {"node": NodeInfo, "role": "successor"?}; result {}
 //	    "node" must be the caller itself (the authenticated from ID). Without

@@ -34,12 +34,15 @@ type findArgs struct {
 // maxSkip bounds findArgs.Skip (a lookup queries at most MaxHops nodes).
 const maxSkip = 64
 
-// findReply answers chord.find_successor. Owner is set when the answering
-// node knows the owner: itself (OwnerIsSelf) or a member of its successor
-// list; Successors then holds the owner's successors as far as the answering
-// node knows them. Otherwise Closer lists known nodes between the answering
-// node and the identifier, closest to the identifier first.
-type findReply struct {
+// Referral is what a node knows of the owner of an identifier: its answer to
+// chord.find_successor, and to a request for an identifier it does not own
+// (see Route and Refer). Owner is set when the answering node knows the
+// owner: itself (OwnerIsSelf) or its first successor; Successors then holds
+// the owner's successors as far as the answering node knows them. Otherwise
+// Closer lists known nodes between the answering node and the identifier,
+// closest to the identifier first. Predecessor is the answering node's
+// predecessor, when it has one.
+type Referral struct {
 	Owner       *NodeInfo  `json:"owner,omitempty"`
 	OwnerIsSelf bool       `json:"owner_is_self,omitempty"`
 	Successors  []NodeInfo `json:"successors,omitempty"`
@@ -47,7 +50,10 @@ type findReply struct {
 	Predecessor *NodeInfo  `json:"predecessor,omitempty"`
 }
 
-type neighboursReply struct {
+// Neighbours are a node's predecessor (nil if unknown) and successor list:
+// the answer to chord.neighbours, and what an owner tells a node that routed
+// a request to it and asked (see Asker).
+type Neighbours struct {
 	Predecessor *NodeInfo  `json:"predecessor"`
 	Successors  []NodeInfo `json:"successors"`
 }
@@ -119,14 +125,7 @@ func (n *Node) ServeRPC(ctx context.Context, from ID, method string, params json
 		if state != stateJoined {
 			return nil, ErrNotReady
 		}
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		r := neighboursReply{Successors: slices.Clone(n.succs)}
-		if n.hasPred {
-			p := n.pred
-			r.Predecessor = &p
-		}
-		return r, nil
+		return n.Neighbours(), nil
 	case methodNotify:
 		var a notifyArgs
 		if err := decodeParams(params, &a); err != nil {
@@ -180,10 +179,10 @@ func (n *Node) ServeRPC(ctx context.Context, from ID, method string, params json
 // answer is find_successor on local knowledge, used both to serve peers and
 // as the first step of this node's own lookups. Nodes in skip are treated as
 // absent.
-func (n *Node) answer(id ID, maxCloser int, skip []ID) findReply {
+func (n *Node) answer(id ID, maxCloser int, skip []ID) Referral {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var r findReply
+	var r Referral
 	if n.hasPred {
 		p := n.pred
 		r.Predecessor = &p
@@ -324,6 +323,7 @@ func (n *Node) peerLeft(a leaveArgs) {
 		}
 	}
 	n.cache.remove(a.Node.ID)
+	n.owners.remove(a.Node.ID)
 	delete(n.failures, a.Node.ID)
 	if !changed {
 		n.mu.Unlock()

@@ -25,10 +25,7 @@ type LookupResult struct {
 // LookupTimeout. A peer that fails is skipped and not queried again by this
 // lookup; nodes learned from replies go into the cache.
 func (n *Node) Lookup(ctx context.Context, id ID) (LookupResult, error) {
-	n.mu.Lock()
-	state := n.state
-	n.mu.Unlock()
-	if state != stateJoined {
+	if !n.joined() {
 		return LookupResult{}, fmt.Errorf("lookup %s: %w", id.Short(), ErrNotReady)
 	}
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.LookupTimeout)
@@ -48,107 +45,199 @@ func (n *Node) Lookup(ctx context.Context, id ID) (LookupResult, error) {
 // through a bootstrap address or a probe of another ring). learn adds the
 // nodes of every reply to the cache.
 func (n *Node) lookup(ctx context.Context, id ID, start []NodeInfo, learn bool) (LookupResult, error) {
-	var cands []NodeInfo
-	var lastOK NodeInfo // the last node that answered (self: its own tables)
-	if start == nil {
-		r := n.answer(id, 2*n.cfg.SuccessorListLen, nil)
-		if r.Owner != nil {
-			return LookupResult{Owner: *r.Owner, Successors: r.Successors}, nil
-		}
-		cands = r.Closer
-		lastOK = n.self
-	} else {
-		cands = slices.Clone(start)
+	w := walk{n: n, id: id, learn: learn, start: start}
+	res, err := w.owner(ctx)
+	res.Hops = w.calls
+	return res, err
+}
+
+// walk is the state of one iterative lookup: the candidates heard of, those
+// queried, the nodes found dead. Route keeps one walk across the requests it
+// sends, so that what a referral teaches and the nodes found dead carry over,
+// and one hop limit bounds the lookups and the requests together.
+type walk struct {
+	n     *Node
+	id    ID
+	learn bool
+	// started: the walk has begun (with its own tables or its start nodes).
+	started bool
+	start   []NodeInfo
+	cands   []NodeInfo
+	queried map[NodeInfo]bool // made on first use
+	skip    []ID              // nodes found dead or suspected by this walk
+	passed  []NodeInfo        // suspects skipped without a call
+	// lastOK is the last node that answered (self: its own tables), and
+	// lastOKSkips len(skip) when it did.
+	lastOK      NodeInfo
+	lastOKSkips int
+	// calls counts the remote calls: lookup hops and, in Route, requests.
+	calls   int
+	lastErr error
+}
+
+// skipNode makes the rest of the walk, and the nodes it asks, treat x as
+// absent.
+func (w *walk) skipNode(x NodeInfo) {
+	if !x.ID.IsZero() && len(w.skip) < maxSkip && !slices.Contains(w.skip, x.ID) {
+		w.skip = append(w.skip, x.ID)
 	}
-	queried := make(map[NodeInfo]bool)
-	var skip []ID         // nodes found dead or suspected by this lookup
-	var passed []NodeInfo // suspects skipped without a call
-	lastOKSkips := 0      // len(skip) when lastOK answered
-	hops := 0
-	var lastErr error
+}
+
+// failed notes that a call to c failed with err (ctx still live): a dead
+// peer becomes a suspect and is skipped; a peer that is not in the ring yet
+// is routed around without holding it against it.
+func (w *walk) failed(c NodeInfo, err error) {
+	w.lastErr = fmt.Errorf("via %s: %w", c.Addr, err)
+	if c.ID.IsZero() {
+		return
+	}
+	if isPeerFailure(err) {
+		w.n.noteFailure(c)
+		w.skipNode(c)
+	} else if errors.Is(err, ErrNotReady) {
+		w.skipNode(c)
+	}
+}
+
+// fail returns the walk's error for a lookup that could not name the owner.
+func (w *walk) fail(why error) error {
+	return fmt.Errorf("%w: %s after %d calls: %w", ErrLookupFailed, w.id.Short(), w.calls, why)
+}
+
+// owner queries nodes with chord.find_successor until one names the owner of
+// the walk's id, within MaxHops calls in all.
+func (w *walk) owner(ctx context.Context) (LookupResult, error) {
+	n, id := w.n, w.id
+	if w.queried == nil {
+		w.queried = make(map[NodeInfo]bool)
+	}
+	if !w.started {
+		w.started = true
+		if w.start == nil {
+			if r, ok := w.ownTables(); ok {
+				return r, nil
+			}
+		} else {
+			w.cands = slices.Clone(w.start)
+		}
+	}
 	for {
-		c, ok := n.pickCandidate(id, cands, queried)
-		if ok && !c.ID.IsZero() && len(skip) < maxSkip && n.isSuspect(c.ID) {
+		c, ok := n.pickCandidate(id, w.cands, w.queried)
+		if ok && !c.ID.IsZero() && len(w.skip) < maxSkip && n.isSuspect(c.ID) {
 			// Known to have failed lately: skip it without waiting on it,
 			// and let the next node asked skip it too.
-			queried[c] = true
-			skip = append(skip, c.ID)
-			passed = append(passed, c)
+			w.queried[c] = true
+			w.skip = append(w.skip, c.ID)
+			w.passed = append(w.passed, c)
 			continue
 		}
-		if lastOK.Addr != "" && len(skip) > lastOKSkips && (!ok || lastOK.ID.Distance(id).Cmp(c.ID.Distance(id)) < 0) {
+		if w.lastOK.Addr != "" && len(w.skip) > w.lastOKSkips && (!ok || w.lastOK.ID.Distance(id).Cmp(c.ID.Distance(id)) < 0) {
 			// The last node that answered is closer than any candidate
 			// left: ask it again, now that it can skip the dead nodes.
-			c, ok = lastOK, true
+			c, ok = w.lastOK, true
 			if c.ID == n.self.ID {
 				// That was this node's own tables: no call needed.
-				lastOKSkips = len(skip)
-				r := n.answer(id, 2*n.cfg.SuccessorListLen, skip)
-				if r.Owner != nil {
-					return LookupResult{Owner: *r.Owner, Successors: r.Successors, Hops: hops}, nil
+				if r, ok := w.ownTables(); ok {
+					return r, nil
 				}
-				cands = append(cands, r.Closer...)
 				continue
 			}
 		}
-		if !ok && len(passed) > 0 {
+		if !ok && len(w.passed) > 0 {
 			// Nothing else left: try the suspects after all, nearest first.
-			c, ok = passed[len(passed)-1], true
-			passed = passed[:len(passed)-1]
-			skip = slices.DeleteFunc(skip, func(x ID) bool { return x == c.ID })
+			c, ok = w.passed[len(w.passed)-1], true
+			w.passed = w.passed[:len(w.passed)-1]
+			w.skip = slices.DeleteFunc(w.skip, func(x ID) bool { return x == c.ID })
 		}
 		if !ok {
-			if lastErr == nil {
-				lastErr = errors.New("no candidate left")
+			if w.lastErr == nil {
+				w.lastErr = errors.New("no candidate left")
 			}
-			return LookupResult{Hops: hops}, fmt.Errorf("%w: %s after %d hops: %w", ErrLookupFailed, id.Short(), hops, lastErr)
+			return LookupResult{}, w.fail(w.lastErr)
 		}
-		if hops >= n.cfg.MaxHops {
-			return LookupResult{Hops: hops}, fmt.Errorf("%w: %s: hop limit %d", ErrLookupFailed, id.Short(), n.cfg.MaxHops)
+		if w.calls >= n.cfg.MaxHops {
+			return LookupResult{}, w.fail(fmt.Errorf("hop limit %d", n.cfg.MaxHops))
 		}
-		queried[c] = true
-		hops++
-		var rep findReply
-		err := n.call(ctx, c, methodFindSuccessor, findArgs{ID: &id, Skip: skip}, &rep)
+		w.queried[c] = true
+		w.calls++
+		var rep Referral
+		err := n.call(ctx, c, methodFindSuccessor, findArgs{ID: &id, Skip: w.skip}, &rep)
 		if err != nil {
 			if ctx.Err() != nil {
-				return LookupResult{Hops: hops}, fmt.Errorf("lookup %s via %s: %w", id.Short(), c.Addr, err)
+				return LookupResult{}, fmt.Errorf("lookup %s via %s: %w", id.Short(), c.Addr, err)
 			}
-			lastErr = fmt.Errorf("via %s: %w", c.Addr, err)
-			if !c.ID.IsZero() && isPeerFailure(err) {
-				n.noteFailure(c)
-				if len(skip) < maxSkip {
-					skip = append(skip, c.ID)
-				}
-			} else if !c.ID.IsZero() && errors.Is(err, ErrNotReady) && len(skip) < maxSkip {
-				// Alive but not (yet) in the ring, as a node that is
-				// restarting: route around it without holding it against it.
-				skip = append(skip, c.ID)
-			}
+			w.failed(c, err)
 			continue
 		}
 		if !c.ID.IsZero() {
 			n.noteSuccess(c)
-			lastOK, lastOKSkips = c, len(skip)
+			w.lastOK, w.lastOKSkips = c, len(w.skip)
 		}
-		if learn {
-			n.learn(rep)
-		}
-		if rep.Owner != nil {
-			if err := validNode(*rep.Owner); err != nil {
-				lastErr = fmt.Errorf("via %s: %w", c.Addr, err)
-				continue
-			}
-			return LookupResult{Owner: *rep.Owner, Successors: rep.Successors, Hops: hops}, nil
-		}
-		for _, x := range rep.Closer {
-			// Only nodes strictly between the queried node and id make
-			// progress; a bootstrap's ID is unknown, so anything goes.
-			if x.Addr != "" && (c.ID.IsZero() || x.ID.InOpen(c.ID, id)) {
-				cands = append(cands, x)
-			}
+		if r, ok := w.heard(c, rep); ok {
+			return r, nil
 		}
 	}
+}
+
+// ownTables answers the walk from this node's own tables, skipping the
+// nodes found dead: the owner if they name it, otherwise closer nodes as
+// candidates.
+func (w *walk) ownTables() (LookupResult, bool) {
+	n := w.n
+	w.lastOK, w.lastOKSkips = n.self, len(w.skip)
+	r := n.answer(w.id, 2*n.cfg.SuccessorListLen, w.skip)
+	if r.Owner != nil {
+		return LookupResult{Owner: *r.Owner, Successors: r.Successors}, true
+	}
+	w.cands = append(w.cands, r.Closer...)
+	return LookupResult{}, false
+}
+
+// heard takes in the answer of c, a find_successor reply or a referral, after
+// checking it against the interval asked about: an owner named by c must
+// follow c with the walk's id in between (c itself when c says it is the
+// owner), and closer nodes must lie strictly between c and the id. It
+// returns the owner when the answer names a valid one.
+func (w *walk) heard(c NodeInfo, rep Referral) (LookupResult, bool) {
+	n, id := w.n, w.id
+	owner, ok := w.checkOwner(c, rep)
+	if w.learn {
+		n.learn(c, rep, ok)
+	}
+	for _, x := range rep.Closer {
+		// Only nodes strictly between the queried node and id make
+		// progress; a bootstrap's ID is unknown, so anything goes.
+		if x.Addr != "" && (c.ID.IsZero() || x.ID.InOpen(c.ID, id)) {
+			w.cands = append(w.cands, x)
+		}
+	}
+	if !ok {
+		return LookupResult{}, false
+	}
+	return LookupResult{Owner: owner, Successors: rep.Successors}, true
+}
+
+// checkOwner returns the owner rep names, if it is valid for an answer of c.
+func (w *walk) checkOwner(c NodeInfo, rep Referral) (NodeInfo, bool) {
+	if rep.Owner == nil {
+		return NodeInfo{}, false
+	}
+	o := *rep.Owner
+	if err := validNode(o); err != nil {
+		w.lastErr = fmt.Errorf("via %s: %w", c.Addr, err)
+		return NodeInfo{}, false
+	}
+	if !c.ID.IsZero() {
+		if rep.OwnerIsSelf && o.ID != c.ID {
+			w.lastErr = fmt.Errorf("via %s: %w: names %s as itself", c.Addr, ErrBadRequest, o)
+			return NodeInfo{}, false
+		}
+		if !rep.OwnerIsSelf && !w.id.InHalfOpen(c.ID, o.ID) {
+			w.lastErr = fmt.Errorf("via %s: %w: owner %s does not follow %s", c.Addr, ErrBadRequest, o, w.id.Short())
+			return NodeInfo{}, false
+		}
+	}
+	return o, true
 }
 
 // pickCandidate returns the unqueried candidate closest before id;
@@ -177,13 +266,22 @@ func (n *Node) isSuspect(id ID) bool {
 	return n.suspected(id)
 }
 
-// learn adds the nodes named in a reply to the cache.
-func (n *Node) learn(r findReply) {
+// learn adds the nodes named in an answer of from to the cache, and the arcs
+// it reveals to the owner cache: the arc of an owner follows the node before
+// it, so an owner named by its predecessor, a node's own predecessor and
+// every pair of successive successors each give one. ownerOK says whether
+// the answer's owner passed its check; if not, only the nodes are kept.
+func (n *Node) learn(from NodeInfo, r Referral, ownerOK bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	add := func(x NodeInfo) {
 		if x.ID != n.self.ID && x.Addr != "" && !x.ID.IsZero() {
 			n.cache.add(x)
+		}
+	}
+	arc := func(owner NodeInfo, pred ID) {
+		if owner.ID != n.self.ID && validNode(owner) == nil && pred != owner.ID {
+			n.owners.add(owner, pred)
 		}
 	}
 	for _, x := range r.Closer {
@@ -197,5 +295,25 @@ func (n *Node) learn(r findReply) {
 	}
 	if r.Owner != nil {
 		add(*r.Owner)
+	}
+	if from.ID.IsZero() {
+		return // a bootstrap address: nothing to anchor an arc on
+	}
+	if r.Predecessor != nil && validNode(*r.Predecessor) == nil {
+		arc(from, r.Predecessor.ID)
+	}
+	if r.Owner == nil || !ownerOK {
+		return
+	}
+	prev := r.Owner.ID
+	if !r.OwnerIsSelf {
+		arc(*r.Owner, from.ID)
+	}
+	for _, s := range r.Successors {
+		if s.ID == prev || s.ID == from.ID {
+			break // a list that wraps around or repeats says nothing more
+		}
+		arc(s, prev)
+		prev = s.ID
 	}
 }

@@ -88,7 +88,7 @@ func (n *Node) Stabilize(ctx context.Context) error {
 			n.markSuccOK()
 			return nil
 		}
-		var nb neighboursReply
+		var nb Neighbours
 		err, evict := n.callConfirm(ctx, s, methodNeighbours, nil, &nb)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -101,7 +101,7 @@ func (n *Node) Stabilize(ctx context.Context) error {
 			continue
 		}
 		if x := nb.Predecessor; x != nil && x.Addr != "" && x.ID != n.self.ID && x.ID.InOpen(n.self.ID, s.ID) {
-			var nbx neighboursReply
+			var nbx Neighbours
 			if err := n.call(ctx, *x, methodNeighbours, nil, &nbx); err == nil {
 				n.noteSuccess(*x)
 				s, nb = *x, nbx

@@ -15,6 +15,9 @@ type metrics struct {
 	stabilizeRounds  prometheus.Counter
 	successorChanges prometheus.Counter
 	probeMerges      prometheus.Counter
+	routeRedirects   prometheus.Counter
+	ownerCache       struct{ hit, miss prometheus.Counter }
+	ownerCacheVec    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,14 +51,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "durachord_chord_probe_merges_total",
 			Help: "Closer successors found by probing remembered peers (ring merges).",
 		}),
+		routeRedirects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_chord_route_redirects_total",
+			Help: "Requests routed to a node that did not own the identifier or could not be reached, so that the route went on.",
+		}),
+		ownerCacheVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_chord_owner_cache_total",
+			Help: "Routed requests whose owner the owner cache knew (hit) or did not (miss: a lookup first); those the node's own tables answer are not counted.",
+		}, []string{"result"}),
 	}
+	m.ownerCache.hit = m.ownerCacheVec.WithLabelValues("hit")
+	m.ownerCache.miss = m.ownerCacheVec.WithLabelValues("miss")
 	m.lookups.WithLabelValues("ok")
 	m.lookups.WithLabelValues("error")
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.lookups, m.lookupHops, m.callFailures, m.evictions,
-		m.stabilizeRounds, m.successorChanges, m.probeMerges} {
+		m.stabilizeRounds, m.successorChanges, m.probeMerges, m.routeRedirects, m.ownerCacheVec} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

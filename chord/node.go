@@ -73,8 +73,10 @@ type Node struct {
 	nextFinger int
 	// failures counts consecutive failed calls per peer (suspects).
 	failures map[ID]failure
-	// cache holds nodes learned from lookup replies.
-	cache *nodeCache
+	// cache holds nodes learned from lookup replies; owners the arcs
+	// learned from them (which node owns which identifiers).
+	cache  *nodeCache
+	owners *ownerCache
 	// evicted holds peers evicted from the tables, probed to heal partitions.
 	evicted map[ID]remembered
 	// lastSuccOK is when the successor last answered.
@@ -126,6 +128,7 @@ func New(cfg Config, self NodeInfo, tr Transport, meta MetaStore) (*Node, error)
 		succs:    []NodeInfo{self},
 		failures: make(map[ID]failure),
 		cache:    newNodeCache(cfg.CacheSize),
+		owners:   newOwnerCache(cfg.CacheSize),
 		evicted:  make(map[ID]remembered),
 		handlers: make(map[string]HandlerFunc),
 		rng:      rand.New(rand.NewPCG(seed, uint64(time.Now().UnixNano()))),
@@ -228,12 +231,13 @@ func (n *Node) SetRecordCounts(fn func() RecordCounts) {
 	n.recordCounts = fn
 }
 
-// ForgetCache empties the cache of nodes learned from lookups (for
-// measurements of cold lookups).
+// ForgetCache empties the caches of nodes and owners learned from lookups
+// (for measurements of cold lookups).
 func (n *Node) ForgetCache() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.cache.reset()
+	n.owners.reset()
 }
 
 // Create makes the node the first member of a new ring.
@@ -474,6 +478,7 @@ func (n *Node) noteFailure(p NodeInfo) bool {
 	f.last = time.Now()
 	n.failures[p.ID] = f
 	n.cache.remove(p.ID)
+	n.owners.remove(p.ID)
 	if f.count < n.cfg.SuspectAfter {
 		return false
 	}

@@ -582,6 +582,9 @@ type orderedGets struct {
 func (o *orderedGets) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
 	switch {
 	case method != methodGet:
+	case args.(getArgs).Route:
+		// Routed gets look for the owner; the holders' answers are the
+		// plain gets that follow.
 	case to.ID == o.first:
 		context.AfterFunc(ctx, func() { o.once.Do(func() { close(o.over) }) })
 	case to.ID == o.then:

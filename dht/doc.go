@@ -1,7 +1,11 @@
 // Package dht keeps records on the ring: it is the service behind the client
 // API. A PUT goes to the key's owner, which assigns the version, stores the
 // record durably and pushes it to the next replication-1 successors before it
-// answers; a GET asks the owner and falls back to the replica holders. A
+// answers; a GET asks the owner and falls back to the replica holders. Both
+// are routed (chord.Node.Route): sent straight to the node this node believes
+// owns the key, which answers a request for a key it does not own with a
+// referral that the sender follows, so that in a warm ring a GET or a PUT is
+// one call (the owner's replica pushes apart). A
 // periodic maintenance round, also started by every ring change, keeps records
 // where they belong: it promotes replicas in the node's own arc, hands records
 // outside its arc to their owner (keeping them as replicas only while the node is
@@ -15,8 +19,10 @@
 // digits, values base64, expiry unix nanoseconds, versions {clock, node}.
 // A record is {key, value, expiry, version, replication}.
 //
-//	dht.put      {key, value, expiry, replication}      -> {version}        owner assigns the version and replicates
-//	dht.get      {key}                                  -> record | not found
+//	dht.put      {key, value, expiry, replication, route?, neighbours?}
+//	                                                    -> {version, neighbours?} | {referral}
+//	                                                                           owner assigns the version and replicates
+//	dht.get      {key, route?, neighbours?}             -> record + {neighbours?} | {referral} | not found
 //	dht.store    {records}                              -> {stored}         put-if-newer of each record; the receiver
 //	                                                                           flags a record primary when it owns it
 //	dht.range    {from, to, after, limit}               -> {records, next}  records in the arc (from, to], paged
@@ -27,6 +33,14 @@
 //	                                                                           left for another call (size cap)
 //	dht.recheck  {}                                     -> {}               the receiver left the caller's replication
 //	                                                                           window: it runs a maintenance round soon
+//
+// Without route, dht.put is refused with chord.ErrNotOwner by a node that does
+// not own the key, and dht.get answers from the receiver's store, owner or
+// replica holder alike (the holders' fallback reads). With route, a node that
+// does not own the key answers {referral}: a chord.Referral, what
+// chord.find_successor would answer for the key's position. neighbours asks
+// the owner to add its chord.Neighbours (predecessor and successor list) to
+// the reply, from which the sender learns the arcs around it.
 //
 // A digest or version list covers the records whose requested replication is
 // at least min_replication: the holder at index i of the owner's successor list

@@ -41,23 +41,51 @@ func (s *Service) handlePut(ctx context.Context, _ chord.ID, a putArgs) (any, er
 	if len(a.Value) < 1 || len(a.Value) > MaxValueBytes || a.Replication < 1 {
 		return nil, fmt.Errorf("%w: value of %d bytes, replication %d", chord.ErrBadRequest, len(a.Value), a.Replication)
 	}
-	if !s.node.Owns(chord.KeyPosition([32]byte(a.Key))) {
-		return nil, chord.ErrNotOwner
+	if pos := chord.KeyPosition([32]byte(a.Key)); !s.node.Owns(pos) {
+		return s.refer(a.Route, pos)
 	}
 	v, err := s.ownerPut(ctx, a)
 	if err != nil {
 		return nil, err
 	}
-	return putReply{Version: v}, nil
+	return putReply{Version: v, Neighbours: s.neighbours(a.Neighbours)}, nil
+}
+
+// refer answers a request for pos, which this node does not own: with a
+// referral if the caller routes (route), else with ErrNotOwner.
+func (s *Service) refer(route bool, pos chord.ID) (any, error) {
+	if !route {
+		return nil, chord.ErrNotOwner
+	}
+	ref, err := s.node.Refer(pos)
+	if err != nil {
+		return nil, err
+	}
+	return referralReply{Referral: &ref}, nil
+}
+
+// neighbours returns this node's neighbours if asked for, else nil.
+func (s *Service) neighbours(asked bool) *chord.Neighbours {
+	if !asked {
+		return nil
+	}
+	nb := s.node.Neighbours()
+	return &nb
 }
 
 func (s *Service) handleGet(_ context.Context, _ chord.ID, a getArgs) (any, error) {
+	if pos := chord.KeyPosition([32]byte(a.Key)); a.Route && !s.node.Owns(pos) {
+		return s.refer(true, pos)
+	}
 	rec, err := s.db.Get([32]byte(a.Key))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, chord.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
+	}
+	if a.Neighbours {
+		return getReply{wireRecord: toWire(rec), Neighbours: s.neighbours(true)}, nil
 	}
 	return toWire(rec), nil
 }

@@ -14,6 +14,9 @@ type metrics struct {
 	promoted    prometheus.Counter
 	swept       prometheus.Counter
 	rounds      *prometheus.CounterVec
+	callsVec    *prometheus.HistogramVec
+	// calls observes the calls per operation, by op.
+	calls struct{ get, put prometheus.Observer }
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,10 +57,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "durachord_dht_maintenance_rounds_total",
 			Help: "Maintenance rounds (placement and anti-entropy), by outcome.",
 		}, []string{"outcome"}),
+		callsVec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "durachord_dht_rpcs_per_operation",
+			Help: "Calls to other nodes per GET and per PUT this node served for a client (lookup hops, requests, " +
+				"replica reads on a fallback; an owner's replica pushes are counted in durachord_dht_replica_pushes_total), by op.",
+			Buckets: prometheus.LinearBuckets(0, 1, 9),
+		}, []string{"op"}),
 	}
+	m.calls.get = m.callsVec.WithLabelValues("get")
+	m.calls.put = m.callsVec.WithLabelValues("put")
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.ops, m.replication, m.received, m.handoff, m.repair,
-			m.dropped, m.promoted, m.swept, m.rounds} {
+			m.dropped, m.promoted, m.swept, m.rounds, m.callsVec} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

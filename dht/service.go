@@ -23,6 +23,9 @@ type Overlay interface {
 	Successors() []chord.NodeInfo
 	Fingers() []chord.NodeInfo
 	Lookup(ctx context.Context, id chord.ID) (chord.LookupResult, error)
+	Route(ctx context.Context, id chord.ID, ask chord.Asker) (chord.RouteResult, error)
+	Refer(id chord.ID) (chord.Referral, error)
+	Neighbours() chord.Neighbours
 	Handle(method string, h chord.HandlerFunc)
 	OnChange(fn func(chord.Change))
 }
@@ -187,14 +190,20 @@ func (s *Service) Put(ctx context.Context, key [32]byte, value []byte, ttl time.
 		Expiry:      s.now().Add(s.clampTTL(ttl)).UnixNano(),
 		Replication: s.clampReplication(replication),
 	}
-	err := s.put(ctx, a)
+	calls, err := s.put(ctx, a)
 	s.metrics.ops.WithLabelValues("put", outcome(err)).Inc()
+	s.metrics.calls.put.Observe(float64(calls))
 	return err
 }
 
-func (s *Service) put(ctx context.Context, a putArgs) error {
+// put sends a put to the key's owner, found by routing (chord.Node.Route): in
+// a warm ring one call, none when this node owns the key. It returns the
+// calls it made (the owner's replica pushes are not among them).
+func (s *Service) put(ctx context.Context, a putArgs) (int, error) {
 	pos := chord.KeyPosition([32]byte(a.Key))
 	self := s.node.Self()
+	a.Route = true
+	calls := 0
 	var lastErr error
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -202,36 +211,36 @@ func (s *Service) put(ctx context.Context, a putArgs) error {
 			// Transient trouble (a ring change, an owner at its limit):
 			// try again until the request's own deadline.
 			if err := pause(ctx, backoff); err != nil {
-				return errors.Join(lastErr, err)
+				return calls, errors.Join(lastErr, err)
 			}
 			backoff = min(2*backoff, 500*time.Millisecond)
 		}
-		if s.node.Owns(pos) {
-			_, err := s.ownerPut(ctx, a)
-			return err
-		}
-		res, err := s.node.Lookup(ctx, pos)
-		if err != nil {
-			lastErr = fmt.Errorf("%w: lookup %s: %w", ErrNoOwner, pos.Short(), err)
-			if ctx.Err() != nil {
-				return lastErr
+		local := false
+		res, err := s.node.Route(ctx, pos, func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
+			if to.ID == self.ID {
+				local = true
+				_, err := s.ownerPut(ctx, a)
+				return chord.Reply{}, err
 			}
-			continue
+			// The client's request deadline bounds the call, not the
+			// ring's call timeout: under load the owner queues the put,
+			// and a put given up and sent again would only add to that
+			// queue.
+			a := a
+			a.Neighbours = learn
+			var rep putReply
+			if err := s.tr.Call(ctx, to, methodPut, a, &rep); err != nil {
+				return chord.Reply{}, err
+			}
+			return chord.Reply{Referral: rep.Referral, Neighbours: rep.Neighbours}, nil
+		})
+		calls += res.Calls
+		if err == nil || local {
+			return calls, err
 		}
-		if res.Owner.ID == self.ID {
-			_, err := s.ownerPut(ctx, a)
-			return err
-		}
-		// The client's request deadline bounds the call, not the ring's
-		// call timeout: under load the owner queues the put, and a put
-		// given up and sent again would only add to that queue.
-		err = s.tr.Call(ctx, res.Owner, methodPut, a, nil)
-		if err == nil {
-			return nil
-		}
-		lastErr = fmt.Errorf("put %s at %v: %w", pos.Short(), res.Owner, err)
-		if !retryable(err) || ctx.Err() != nil {
-			return lastErr
+		lastErr = fmt.Errorf("%w: put %s at %v: %w", ErrNoOwner, pos.Short(), res.Owner, err)
+		if !(retryable(err) || errors.Is(err, chord.ErrLookupFailed)) || ctx.Err() != nil {
+			return calls, lastErr
 		}
 	}
 }
@@ -339,44 +348,49 @@ func (s *Service) putDeadline(ctx context.Context) (context.Context, context.Can
 // replica holders when the owner is unreachable or does not have it (a node
 // that has just joined may not yet hold its arc).
 func (s *Service) Get(ctx context.Context, key [32]byte) ([]byte, error) {
-	rec, err := s.get(ctx, key)
+	rec, calls, err := s.get(ctx, key)
 	s.metrics.ops.WithLabelValues("get", outcome(err)).Inc()
+	s.metrics.calls.get.Observe(float64(calls))
 	if err != nil {
 		return nil, err
 	}
 	return rec.Value, nil
 }
 
-func (s *Service) get(ctx context.Context, key [32]byte) (store.Record, error) {
+// get asks the key's owner, found by routing (chord.Node.Route): in a warm
+// ring one call, none when this node owns the key. It returns the calls it
+// made.
+func (s *Service) get(ctx context.Context, key [32]byte) (store.Record, int, error) {
 	pos := chord.KeyPosition(key)
 	self := s.node.Self()
-	var owner chord.NodeInfo
-	var succs []chord.NodeInfo
-	if s.node.Owns(pos) {
-		owner, succs = self, s.node.Successors()
-	} else {
-		res, err := s.node.Lookup(ctx, pos)
-		if err != nil {
-			// No owner named in time: ask the nodes this node knows that
-			// follow the position, where the owner and its replicas are.
-			s.log.Debug("lookup failed; asking the known nodes after the key", "key", pos.Short(), "error", err)
-			return s.newest(ctx, key, after(pos, s.cfg.MaxReplication, s.node.Successors(), s.node.Fingers(), []chord.NodeInfo{self}))
-		}
-		owner, succs = res.Owner, res.Successors
-	}
-	rec, err := s.fetchOne(ctx, owner, key)
+	var rec store.Record
+	res, err := s.node.Route(ctx, pos, func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
+		r, rep, err := s.ask(ctx, to, getArgs{Key: chord.ID(key), Route: true, Neighbours: learn})
+		rec = r
+		return rep, err
+	})
 	if err == nil {
-		return rec, nil
+		return rec, res.Calls, nil
 	}
-	// The owner does not have it, or cannot be asked: ask the holders. When
-	// the owner answered "not found" only its nearest successors can hold a
-	// record it lacks (a handoff in progress); otherwise any replica may.
-	n := s.cfg.MaxReplication - 1
+	calls := res.Calls
+	var cands []chord.NodeInfo
 	if errors.Is(err, ErrNotFound) {
-		n = min(n, 2)
+		// The owner does not have it: only its nearest successors can hold
+		// a record it lacks (a handoff in progress).
+		cands = after(res.Owner.ID, min(s.cfg.MaxReplication-1, 2), res.Successors, s.node.Successors(), []chord.NodeInfo{self})
+	} else {
+		// No owner could be asked in time: ask the nodes known to follow
+		// the position, where the owner and its replicas are.
+		s.log.Debug("no owner answered; asking the known nodes after the key", "key", pos.Short(), "error", err)
+		cands = after(pos, s.cfg.MaxReplication, res.Known, s.node.Successors(), s.node.Fingers(), []chord.NodeInfo{self})
 	}
-	cands := after(owner.ID, n, succs, s.node.Successors(), []chord.NodeInfo{self})
-	return s.newest(ctx, key, cands)
+	rec, err = s.newest(ctx, key, cands)
+	for _, c := range cands {
+		if c.ID != self.ID {
+			calls++
+		}
+	}
+	return rec, calls, err
 }
 
 // newest asks the nodes in parallel and returns the newest live record any
@@ -426,30 +440,42 @@ func after(id chord.ID, n int, lists ...[]chord.NodeInfo) []chord.NodeInfo {
 
 // fetchOne asks one node (possibly this one) for the live record under key.
 func (s *Service) fetchOne(ctx context.Context, n chord.NodeInfo, key [32]byte) (store.Record, error) {
+	rec, _, err := s.ask(ctx, n, getArgs{Key: chord.ID(key)})
+	return rec, err
+}
+
+// ask sends a dht.get to one node (this one: its own store) for the live
+// record under a.Key. A routed get (a.Route) that reached a node that does
+// not own the key comes back with its referral instead.
+func (s *Service) ask(ctx context.Context, n chord.NodeInfo, a getArgs) (store.Record, chord.Reply, error) {
+	key := [32]byte(a.Key)
 	if n.ID == s.node.Self().ID {
 		rec, err := s.db.Get(key)
 		if errors.Is(err, store.ErrNotFound) {
-			return rec, ErrNotFound
+			return rec, chord.Reply{}, ErrNotFound
 		}
-		return rec, err
+		return rec, chord.Reply{}, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
-	var w wireRecord
-	if err := s.tr.Call(cctx, n, methodGet, getArgs{Key: chord.ID(key)}, &w); err != nil {
+	var w getReply
+	if err := s.tr.Call(cctx, n, methodGet, a, &w); err != nil {
 		if errors.Is(err, chord.ErrNotFound) {
-			return store.Record{}, ErrNotFound
+			return store.Record{}, chord.Reply{}, ErrNotFound
 		}
-		return store.Record{}, err
+		return store.Record{}, chord.Reply{}, err
+	}
+	if a.Route && w.Referral != nil {
+		return store.Record{}, chord.Reply{Referral: w.Referral}, nil
 	}
 	rec, err := w.record(false)
 	if err != nil {
-		return store.Record{}, err
+		return store.Record{}, chord.Reply{}, err
 	}
 	if rec.Key != key || !rec.Expiry.After(s.now()) {
-		return store.Record{}, ErrNotFound
+		return store.Record{}, chord.Reply{}, ErrNotFound
 	}
-	return rec, nil
+	return rec, chord.Reply{Neighbours: w.Neighbours}, nil
 }
 
 // pause waits for d or until ctx ends.

@@ -64,19 +64,51 @@ func (w wireRecord) record(primary bool) (store.Record, error) {
 	}, nil
 }
 
+// putArgs are the params of dht.put. Route says that the caller follows a
+// referral: a node that does not own the key answers with one (putReply's
+// Referral) instead of an error.
 type putArgs struct {
 	Key         chord.ID `json:"key"`
 	Value       []byte   `json:"value"`
 	Expiry      int64    `json:"expiry"`
 	Replication uint8    `json:"replication"`
+	Route       bool     `json:"route,omitempty"`
+	// Neighbours asks the owner to tell its neighbours in the reply.
+	Neighbours bool `json:"neighbours,omitempty"`
 }
 
 type putReply struct {
 	Version store.Version `json:"version"`
+	// Neighbours, if asked for, are the owner's predecessor and successors.
+	Neighbours *chord.Neighbours `json:"neighbours,omitempty"`
+	// Referral, set only for a routed put that reached a node that does not
+	// own the key: what that node knows of the owner. Version is zero then.
+	Referral *chord.Referral `json:"referral,omitempty"`
 }
 
+// getArgs are the params of dht.get. Without Route, the receiver answers
+// from its store whether it owns the key or holds a replica; with Route, a
+// node that does not own the key answers with a referral instead.
 type getArgs struct {
-	Key chord.ID `json:"key"`
+	Key   chord.ID `json:"key"`
+	Route bool     `json:"route,omitempty"`
+	// Neighbours asks the owner to tell its neighbours in the reply.
+	Neighbours bool `json:"neighbours,omitempty"`
+}
+
+// getReply is the answer to dht.get: the record (with the owner's
+// neighbours if asked for), or for a routed get that reached a node that
+// does not own the key, a referral alone.
+type getReply struct {
+	wireRecord
+	Neighbours *chord.Neighbours `json:"neighbours,omitempty"`
+	Referral   *chord.Referral   `json:"referral,omitempty"`
+}
+
+// referralReply is getReply and putReply as a node that does not own the key
+// sends them: the referral alone.
+type referralReply struct {
+	Referral *chord.Referral `json:"referral"`
 }
 
 type storeArgs struct {

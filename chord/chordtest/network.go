@@ -56,6 +56,8 @@ type Network struct {
 	group map[string]int
 	rng   *rand.Rand
 	calls uint64
+	// byMethod counts the calls per method.
+	byMethod map[string]uint64
 }
 
 type endpoint struct {
@@ -72,6 +74,7 @@ func New(cfg Config) (*Network, error) {
 	return &Network{
 		cfg:       cfg,
 		endpoints: make(map[string]*endpoint),
+		byMethod:  make(map[string]uint64),
 		rng:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 	}, nil
 }
@@ -137,6 +140,14 @@ func (n *Network) Calls() uint64 {
 	return n.calls
 }
 
+// CallsOf returns the number of calls of method made so far (reachable or
+// not).
+func (n *Network) CallsOf(method string) uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.byMethod[method]
+}
+
 // Transport returns the transport for calls made by the endpoint from.
 func (n *Network) Transport(from chord.NodeInfo) *Transport {
 	return &Transport{net: n, from: from}
@@ -144,10 +155,11 @@ func (n *Network) Transport(from chord.NodeInfo) *Transport {
 
 // route decides the fate of one call: the handler to run, the delay before
 // it, or an error.
-func (n *Network) route(from chord.NodeInfo, to chord.NodeInfo) (chord.Handler, time.Duration, error) {
+func (n *Network) route(from chord.NodeInfo, to chord.NodeInfo, method string) (chord.Handler, time.Duration, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.calls++
+	n.byMethod[method]++
 	src, srcOK := n.endpoints[from.Addr]
 	ep, ok := n.endpoints[to.Addr]
 	switch {
@@ -195,7 +207,7 @@ func (t *Transport) Call(ctx context.Context, to chord.NodeInfo, method string, 
 	if err != nil {
 		return fmt.Errorf("chordtest: encode %s args: %w", method, err)
 	}
-	h, delay, err := t.net.route(t.from, to)
+	h, delay, err := t.net.route(t.from, to, method)
 	if err != nil {
 		if errors.Is(err, chord.ErrUnreachable) && t.net.cfg.UnreachableDelay > 0 {
 			if werr := wait(ctx, t.net.cfg.UnreachableDelay); werr != nil {

@@ -2,7 +2,11 @@
 // package chordtest and prints lookup figures: hops per lookup (the number of
 // remote nodes a lookup queries) and the fraction of lookups that name the
 // true owner, cold (empty lookup cache), warm (after the requesting node did
-// -warmup lookups of other random keys) and under churn.
+// -warmup lookups of other random keys) and under churn. Then request
+// figures: the calls between nodes per GET and per PUT of the records layer
+// (package dht, records kept in memory), cold (empty caches before each) and
+// warm (after the entry node did -warmup GETs of other records), with the
+// owner's replica pushes counted apart.
 //
 // Time is virtual: the simulator calls each node's round methods (Stabilize,
 // FixFingers, CheckPredecessor, ProbeEvicted) itself, in event order, and
@@ -32,6 +36,7 @@ import (
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/chord/chordtest"
+	"github.com/durachord/durachord/dht"
 )
 
 func main() {
@@ -57,9 +62,9 @@ type options struct {
 func run(args []string) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	sizes := fs.String("n", "64,256,1024,4096", "ring sizes to simulate, comma separated (empty: none, churn runs only)")
-	lookups := fs.Int("lookups", 2000, "cold lookups per ring size")
+	lookups := fs.Int("lookups", 2000, "cold lookups per ring size; also cold PUTs, cold GETs and warm requests")
 	warmNodes := fs.Int("warm-nodes", 10, "requesting nodes for the warm measurement")
-	warmup := fs.Int("warmup", 1000, "lookups of random keys each warm node does before it is measured")
+	warmup := fs.Int("warmup", 1000, "lookups (for the request figures: GETs) of random keys each warm node does before it is measured")
 	churnN := fs.Int("churn-n", 1024, "ring size for the churn runs (0: none)")
 	rates := fs.String("rates", "0.05,0.1,0.2,0.4", "join rate = failure rate R per second for the churn runs, comma separated")
 	churnFor := fs.Duration("churn-for", 30*time.Minute, "virtual duration of each churn run")
@@ -95,6 +100,7 @@ func run(args []string) error {
 	fmt.Printf("# durachord ring simulation (seed %d, successor list %d, cache %d)\n",
 		o.seed, o.listLen, chord.DefaultConfig().CacheSize)
 	fmt.Printf("%-6s %-22s %8s %6s %4s %4s %9s  %-26s %s\n", "N", "phase", "lookups", "mean", "p50", "p99", "correct", "target", "result")
+	var reqs []reqRow
 	for _, n := range o.sizes {
 		start := time.Now()
 		s, err := newSim(o, n)
@@ -116,6 +122,10 @@ func run(args []string) error {
 		} else {
 			s.print(n, "warm", warm, "100% correct", warm.correct == warm.count)
 		}
+		coldReq, recs := s.measureRequestsCold(o.lookups)
+		reqs = append(reqs, reqRow{n: n, phase: "cold", st: coldReq, lookupMean: cold.mean()})
+		warmReq := s.measureRequestsWarm(recs, o.warmNodes, o.warmup, o.lookups/o.warmNodes)
+		reqs = append(reqs, reqRow{n: n, phase: "warm", st: warmReq, lookupMean: warm.mean()})
 		fmt.Fprintf(os.Stderr, "N=%d done in %v\n", n, time.Since(start).Round(time.Millisecond))
 	}
 	if o.churnN > 0 {
@@ -131,6 +141,14 @@ func run(args []string) error {
 			st, live := s.churn(r, o.churnFor, o.lookupHz)
 			s.print(o.churnN, fmt.Sprintf("churn R=%.2f/s", r), st, ">=99% correct", float64(st.correct) >= 0.99*float64(st.count))
 			fmt.Fprintf(os.Stderr, "churn R=%.2f done in %v (%d nodes alive at the end)\n", r, time.Since(start).Round(time.Millisecond), live)
+		}
+	}
+	if len(reqs) > 0 {
+		fmt.Println()
+		fmt.Println("# requests: calls between nodes per GET and per PUT through the entry node (the owner's replica pushes apart)")
+		printRequestHeader()
+		for _, r := range reqs {
+			r.print()
 		}
 	}
 	return nil
@@ -182,7 +200,10 @@ type sim struct {
 	rng   *rand.Rand
 	net   *chordtest.Network
 	cfg   chord.Config
+	dcfg  dht.Config
 	nodes map[chord.ID]*chord.Node
+	svcs  map[chord.ID]*dht.Service
+	calls *callCounter
 	ring  []chord.ID // sorted IDs of live nodes
 	last  chord.ID   // the node that joined last
 	ctx   context.Context
@@ -204,7 +225,10 @@ func newSim(o options, n int) (*sim, error) {
 		rng:   rand.New(rand.NewPCG(o.seed, uint64(n))),
 		net:   net,
 		cfg:   cfg,
+		dcfg:  dht.DefaultConfig(),
 		nodes: make(map[chord.ID]*chord.Node),
+		svcs:  make(map[chord.ID]*dht.Service),
+		calls: &callCounter{n: make(map[string]int)},
 		ctx:   context.Background(),
 	}, nil
 }
@@ -235,10 +259,16 @@ func (s *sim) randomID() chord.ID {
 func (s *sim) newNode() (*chord.Node, error) {
 	id := s.randomID()
 	info := chord.NodeInfo{ID: id, Addr: "sim-" + id.String()[:16]}
-	n, err := chord.New(s.cfg, info, s.net.Transport(info), nil)
+	tr := countingTransport{Transport: s.net.Transport(info), c: s.calls}
+	n, err := chord.New(s.cfg, info, tr, nil)
 	if err != nil {
 		return nil, err
 	}
+	svc, err := dht.New(s.dcfg, n, tr, newMemRecords())
+	if err != nil {
+		return nil, err
+	}
+	s.svcs[id] = svc
 	s.net.Listen(info, n)
 	return n, nil
 }
@@ -256,6 +286,7 @@ func (s *sim) remove(id chord.ID) {
 		s.ring = slices.Delete(s.ring, i, i+1)
 	}
 	delete(s.nodes, id)
+	delete(s.svcs, id)
 }
 
 // owner is the true successor of id among the live nodes.

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/dht"
+	"github.com/durachord/durachord/store"
+)
+
+// memRecords keeps a node's records in memory: the records layer of a
+// simulated node, which thousands of bbolt files could not be. It keeps the
+// store's rules that the request paths rely on (put-if-newer, no expired
+// record returned).
+type memRecords struct {
+	mu   sync.Mutex // guards recs
+	recs map[[32]byte]store.Record
+}
+
+var _ dht.Records = (*memRecords)(nil)
+
+func newMemRecords() *memRecords { return &memRecords{recs: make(map[[32]byte]store.Record)} }
+
+func (m *memRecords) Put(_ context.Context, r store.Record) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !r.Expiry.After(time.Now()) {
+		return false, nil
+	}
+	if old, ok := m.recs[r.Key]; ok && old.Version.Compare(r.Version) >= 0 {
+		return false, nil
+	}
+	r.Value = slices.Clone(r.Value)
+	m.recs[r.Key] = r
+	return true, nil
+}
+
+func (m *memRecords) PutAll(ctx context.Context, recs []store.Record) (int, error) {
+	n := 0
+	for _, r := range recs {
+		if ok, _ := m.Put(ctx, r); ok {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *memRecords) Get(key [32]byte) (store.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.recs[key]
+	if !ok || r.Expired(time.Now()) {
+		return store.Record{}, store.ErrNotFound
+	}
+	return r, nil
+}
+
+func (m *memRecords) Delete(_ context.Context, key [32]byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.recs, key)
+	return nil
+}
+
+// Range walks the records of the arc (from, to] in position order after
+// `after`; the simulator runs no maintenance, so a full scan will do.
+func (m *memRecords) Range(from, to store.Position, after *store.Position, limit int, fn func(store.Record) error) (*store.Position, error) {
+	m.mu.Lock()
+	var recs []store.Record
+	for _, r := range m.recs {
+		if store.InArc(r.Position(), from, to) {
+			recs = append(recs, r)
+		}
+	}
+	m.mu.Unlock()
+	start := chord.ID(from)
+	if after != nil {
+		start = chord.ID(*after)
+	}
+	slices.SortFunc(recs, func(a, b store.Record) int {
+		return start.Distance(chord.ID(a.Position())).Cmp(start.Distance(chord.ID(b.Position())))
+	})
+	for i, r := range recs {
+		p := r.Position()
+		if after != nil && p == *after {
+			continue
+		}
+		if i >= limit {
+			return &p, nil
+		}
+		if err := fn(r); err != nil {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+func (m *memRecords) SetPrimary(_ context.Context, key [32]byte, primary bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.recs[key]; ok {
+		r.Primary = primary
+		m.recs[key] = r
+	}
+	return nil
+}
+
+func (m *memRecords) Sweep(_ context.Context, now time.Time, _ int) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for k, r := range m.recs {
+		if r.Expired(now) {
+			delete(m.recs, k)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// countingTransport counts the calls a node makes, by method.
+type countingTransport struct {
+	chord.Transport
+	c *callCounter
+}
+
+func (t countingTransport) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
+	t.c.add(method)
+	return t.Transport.Call(ctx, to, method, args, reply)
+}
+
+// callCounter counts calls by method across all nodes.
+type callCounter struct {
+	mu sync.Mutex // guards n
+	n  map[string]int
+}
+
+func (c *callCounter) add(method string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[method]++
+}
+
+// take returns the counts since the last take and resets them.
+func (c *callCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = make(map[string]int)
+	return n
+}
