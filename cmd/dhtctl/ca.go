@@ -201,6 +201,48 @@ callers without a shell (containers).`,
 	}
 }
 
+// tokenCommand is `dhtctl token new`.
+func tokenCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "token",
+		Usage: "manage admin tokens",
+		Subcommands: []*cli.Command{{
+			Name:      "new",
+			Usage:     "make a new random admin token",
+			UsageText: "dhtctl token new --out FILE\n   dhtctl token new [--json]",
+			Description: `Makes a new random admin token (32 bytes from crypto/rand, base64url) and
+writes it to a new FILE with mode 0600. Point a node's admin.token_file at
+the file (a restart takes it up) and give it to dhtctl with
+--admin-token-file: every admin endpoint but /healthz, /readyz and /metrics
+then wants it. Without --out the token is printed.`,
+			Flags: []cli.Flag{
+				&cli.BoolFlag{Name: "json", Usage: `print {"token":..}`},
+				&cli.StringFlag{Name: "out", Usage: "write the token to `FILE` (created with mode 0600, must not exist) instead of printing it"},
+			},
+			Action: func(c *cli.Context) error {
+				if c.Args().Present() {
+					return failf("token new: unexpected argument %q", c.Args().First())
+				}
+				tok, err := crypto.NewToken()
+				if err != nil {
+					return failf("token new: %v", err)
+				}
+				if out := c.String("out"); out != "" {
+					if err := writeNewFile(out, []byte(tok+"\n")); err != nil {
+						return failf("token new: %v", err)
+					}
+					return nil
+				}
+				if c.Bool("json") {
+					return printCAJSON(c.App.Writer, map[string]string{"token": tok})
+				}
+				_, err = fmt.Fprintln(c.App.Writer, tok)
+				return err
+			},
+		}},
+	}
+}
+
 // writeNewFile creates path (mode 0600; it must not exist) holding data, synced.
 func writeNewFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
