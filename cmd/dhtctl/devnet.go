@@ -37,8 +37,8 @@ type devnetNode struct {
 
 	token string // the content of AdminTokenFile
 	dir   string
-	log string
-	cmd *exec.Cmd
+	log   string
+	cmd   *exec.Cmd
 	// exited receives the process's exit once it ends.
 	exited chan error
 }
