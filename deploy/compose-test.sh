@@ -77,10 +77,11 @@ admin=$(hostport 7410)
 say "node1 api $api, admin $admin"
 
 # The nodes' admin servers listen off loopback inside their network, so
-# they want the token the one-shot made; copy it out (no shell in the image).
+# they want the token the one-shot made; copy it out (no shell in the image;
+# docker cp, as docker-compose v1 has no cp).
 tokdir=$(mktemp -d)
 trap 'rm -rf "$tokdir"; teardown' EXIT
-until dc cp node1:/certs/admin.token "$tokdir/admin.token" >/dev/null 2>&1; do
+until docker cp "$(dc ps -q node1)":/certs/admin.token "$tokdir/admin.token" >/dev/null 2>&1; do
 	((SECONDS < t0 + ready_timeout)) || die "no admin token in node1 after ${ready_timeout}s"
 	sleep 1
 done
