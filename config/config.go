@@ -7,7 +7,7 @@ import (
 // Config is the daemon's configuration. The zero value is not useful: start
 // from Default, then Load a file over it, then set fields from flags, then call
 // Validate. The TOML key of every field is given in its tag; nested structs are
-// TOML tables ([api], [ring], [records], [rpc]).
+// TOML tables ([api], [ring], [records], [rpc], [admin]).
 type Config struct {
 	// P2PAddress is HOST:PORT where the node listens for other nodes and the
 	// address it announces to them, so HOST must be one they can dial. Port 0
