@@ -7,7 +7,7 @@ import (
 // Config is the daemon's configuration. The zero value is not useful: start
 // from Default, then Load a file over it, then set fields from flags, then call
 // Validate. The TOML key of every field is given in its tag; nested structs are
-// TOML tables ([api], [ring], [records], [rpc]).
+// TOML tables ([api], [ring], [records], [rpc], [admin]).
 type Config struct {
 	// P2PAddress is HOST:PORT where the node listens for other nodes and the
 	// address it announces to them, so HOST must be one they can dial. Port 0
@@ -20,7 +20,9 @@ type Config struct {
 	// "127.0.0.1:7401".
 	APIAddress string `toml:"api_address"`
 	// AdminAddress is HOST:PORT of the admin HTTP server (/metrics, /healthz,
-	// /readyz, /status, /ring, /backup, /debug/pprof/). "" turns it off. Port 0 picks a free port. Default
+	// /readyz, /status, /ring, /backup, and /debug/pprof/ with admin.pprof).
+	// "" turns it off. Port 0 picks a free port. Off loopback (any host but
+	// a loopback IP or "localhost") it needs admin.token_file. Default
 	// "127.0.0.1:7410".
 	AdminAddress string `toml:"admin_address"`
 	// Bootstrap lists HOST:PORT peer addresses used to join a ring. Empty
@@ -49,6 +51,7 @@ type Config struct {
 	Ring    RingConfig    `toml:"ring"`
 	Records RecordsConfig `toml:"records"`
 	RPC     RPCConfig     `toml:"rpc"`
+	Admin   AdminConfig   `toml:"admin"`
 }
 
 // APIConfig holds the limits of the client API server ([api]).
@@ -139,6 +142,37 @@ type RPCConfig struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 }
 
+// AdminConfig secures and bounds the admin HTTP server ([admin]).
+type AdminConfig struct {
+	// TokenFile is a file (mode 0600, as `dhtctl token new --out` writes
+	// it) holding the bearer token that every admin endpoint but /healthz,
+	// /readyz and /metrics then requires. Required when admin_address is
+	// not loopback; on loopback it is optional, and required as soon as
+	// it is set. Default "" (no token).
+	TokenFile string `toml:"token_file"`
+	// PProf serves the Go profiler under /debug/pprof/ (behind the token
+	// when there is one). Default false.
+	PProf bool `toml:"pprof"`
+	// ReadTimeout bounds reading one request, headers included.
+	// Default 10s.
+	ReadTimeout Duration `toml:"read_timeout"`
+	// WriteTimeout bounds writing one response; /backup gets it afresh for
+	// every 32 KiB its reader takes, and a profile for its duration on top.
+	// A reader slower than that is disconnected. Default 30s.
+	WriteTimeout Duration `toml:"write_timeout"`
+	// IdleTimeout closes a kept-alive connection with no request for this
+	// long. Default 2m.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxBackups is the most /backup streams served at once; more are
+	// answered 503. Each holds a copy of the database in data_dir while it
+	// streams. Default 2.
+	MaxBackups int `toml:"max_backups"`
+	// ProbeTimeout bounds the store check of /readyz and of the systemd
+	// watchdog ping: one read and one durable commit must finish within
+	// it. Default 5s.
+	ProbeTimeout Duration `toml:"probe_timeout"`
+}
+
 // Limits the wire and the design impose.
 const (
 	// MaxWireTTL is the largest TTL a client can send (u16 seconds).
@@ -192,6 +226,13 @@ func Default() Config {
 			MaxFrameBytes: 4 << 20,
 			MaxHandlers:   256,
 			IdleTimeout:   D(2 * time.Minute),
+		},
+		Admin: AdminConfig{
+			ReadTimeout:  D(10 * time.Second),
+			WriteTimeout: D(30 * time.Second),
+			IdleTimeout:  D(2 * time.Minute),
+			MaxBackups:   2,
+			ProbeTimeout: D(5 * time.Second),
 		},
 	}
 }

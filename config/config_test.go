@@ -60,7 +60,7 @@ func TestKeysHaveSupportedTypes(t *testing.T) {
 	}
 	for key, f := range fields {
 		switch f.Interface().(type) {
-		case string, int, Duration, []string:
+		case string, int, bool, Duration, []string:
 		default:
 			t.Errorf("key %s has type %s, which Load cannot decode", key, f.Type())
 		}
@@ -77,6 +77,8 @@ func modified(t *testing.T) Config {
 			f.SetString(v + "/" + key)
 		case int:
 			f.SetInt(int64(v + 7))
+		case bool:
+			f.SetBool(!v)
 		case Duration:
 			f.Set(reflect.ValueOf(D(v.Duration + 1500*time.Millisecond)))
 		case []string:
@@ -343,6 +345,18 @@ func TestValidate(t *testing.T) {
 			ErrInvalid, "tls_dir: required, must not be empty"},
 		{"no hmac keys", func(c *Config) { c.HMACKeys = "" },
 			ErrInvalid, "hmac_keys: required, must not be empty"},
+		{"admin off loopback without token", func(c *Config) { c.AdminAddress = "0.0.0.0:7410" },
+			ErrInvalid, `admin.token_file: required when admin_address is not loopback, have admin_address "0.0.0.0:7410"`},
+		{"admin on every interface without token", func(c *Config) { c.AdminAddress = ":7410" },
+			ErrInvalid, `admin.token_file: required when admin_address is not loopback, have admin_address ":7410"`},
+		{"admin on a name without token", func(c *Config) { c.AdminAddress = "node1:7410" },
+			ErrInvalid, `admin.token_file: required when admin_address is not loopback, have admin_address "node1:7410"`},
+		{"admin token file missing", func(c *Config) { c.Admin.TokenFile = "/nonexistent/admin.token" },
+			ErrMissingFile, "admin.token_file: /nonexistent/admin.token does not exist"},
+		{"admin write timeout", func(c *Config) { c.Admin.WriteTimeout = D(0) },
+			ErrInvalid, "admin.write_timeout: must be more than 0s, have 0s"},
+		{"admin max backups", func(c *Config) { c.Admin.MaxBackups = 0 },
+			ErrInvalid, "admin.max_backups: must be at least 1, have 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -368,8 +382,36 @@ func TestValidateAcceptsListenForms(t *testing.T) {
 		cfg := withFiles(t)
 		cfg.APIAddress = addr
 		cfg.AdminAddress = addr
+		if cfg.AdminOffLoopback() {
+			cfg.Admin.TokenFile = cfg.HMACKeys // any existing file: Validate does not read it
+		}
 		if err := cfg.Validate(); err != nil {
-			t.Errorf("Validate(api_address=%q) = %v; want nil", addr, err)
+			t.Errorf("Validate(api_address=admin_address=%q) = %v; want nil", addr, err)
+		}
+	}
+}
+
+func TestAdminOffLoopback(t *testing.T) {
+	for _, tt := range []struct {
+		addr string
+		want bool
+	}{
+		{"", false},
+		{"127.0.0.1:7410", false},
+		{"127.0.0.66:0", false},
+		{"[::1]:7410", false},
+		{"localhost:7410", false},
+		{"LocalHost:7410", false},
+		{":7410", true},
+		{"0.0.0.0:7410", true},
+		{"[::]:7410", true},
+		{"10.1.2.3:7410", true},
+		{"node1:7410", true},
+	} {
+		cfg := Default()
+		cfg.AdminAddress = tt.addr
+		if got := cfg.AdminOffLoopback(); got != tt.want {
+			t.Errorf("AdminOffLoopback(%q) = %v; want %v", tt.addr, got, tt.want)
 		}
 	}
 }

@@ -108,6 +108,12 @@ func setFromString(field reflect.Value, key, value string, replace bool) error {
 			return keyErr(key, ErrInvalid, fmt.Sprintf("want an integer, have %q", value))
 		}
 		field.SetInt(int64(n))
+	case reflect.Bool:
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return keyErr(key, ErrInvalid, fmt.Sprintf("want true or false, have %q", value))
+		}
+		field.SetBool(b)
 	default:
 		return keyErr(key, ErrInvalid, fmt.Sprintf("unsupported field type %s", field.Type()))
 	}

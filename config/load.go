@@ -120,6 +120,12 @@ func applyValue(field reflect.Value, key string, raw any) error {
 			return keyErr(key, ErrInvalid, fmt.Sprintf("want a string, have %s", describe(raw)))
 		}
 		field.SetString(s)
+	case reflect.Bool:
+		b, ok := raw.(bool)
+		if !ok {
+			return keyErr(key, ErrInvalid, fmt.Sprintf("want true or false, have %s", describe(raw)))
+		}
+		field.SetBool(b)
 	case reflect.Int:
 		n, ok := raw.(int64)
 		if !ok {

@@ -32,6 +32,7 @@ func (c Config) Validate() error {
 		c.checkRing,
 		c.checkRecords,
 		c.checkRPC,
+		c.checkAdmin,
 		c.checkFiles,
 	} {
 		if err := check(); err != nil {
@@ -257,4 +258,39 @@ func first(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// AdminOffLoopback reports whether the admin address listens beyond
+// loopback: any host but a loopback IP or "localhost" (an empty host and
+// 0.0.0.0 are every interface; a name may resolve anywhere).
+func (c Config) AdminOffLoopback() bool {
+	host, _, err := net.SplitHostPort(c.AdminAddress)
+	if c.AdminAddress == "" || err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}
+
+func (c Config) checkAdmin() error {
+	a := c.Admin
+	if err := first(
+		positive("admin.read_timeout", a.ReadTimeout),
+		positive("admin.write_timeout", a.WriteTimeout),
+		positive("admin.idle_timeout", a.IdleTimeout),
+		atLeast("admin.max_backups", a.MaxBackups, 1),
+		positive("admin.probe_timeout", a.ProbeTimeout),
+	); err != nil {
+		return err
+	}
+	if a.TokenFile == "" {
+		if c.AdminOffLoopback() {
+			return keyErr("admin.token_file", ErrInvalid, fmt.Sprintf("required when admin_address is not loopback, have admin_address %q", c.AdminAddress))
+		}
+		return nil
+	}
+	return regularFile("admin.token_file", a.TokenFile)
 }

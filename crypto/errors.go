@@ -24,6 +24,9 @@ var (
 	ErrNoKeys = errors.New("crypto: keyring has no keys")
 	// ErrInvalidKey: an HMAC key is not base64 or shorter than MinHMACKeyBytes.
 	ErrInvalidKey = errors.New("crypto: invalid HMAC key")
+	// ErrInvalidToken: an admin token is shorter than MinTokenLen or holds
+	// white space or non-ASCII characters.
+	ErrInvalidToken = errors.New("crypto: invalid admin token")
 	// ErrNoPeerCertificate: a TLS connection carries no peer certificate.
 	ErrNoPeerCertificate = errors.New("crypto: no peer certificate")
 )

@@ -76,6 +76,18 @@ api=$(hostport 7401)
 admin=$(hostport 7410)
 say "node1 api $api, admin $admin"
 
+# The nodes' admin servers listen off loopback inside their network, so
+# they want the token the one-shot made; copy it out (no shell in the image;
+# docker cp, as docker-compose v1 has no cp).
+tokdir=$(mktemp -d)
+trap 'rm -rf "$tokdir"; teardown' EXIT
+until docker cp "$(dc ps -q node1)":/certs/admin.token "$tokdir/admin.token" >/dev/null 2>&1; do
+	((SECONDS < t0 + ready_timeout)) || die "no admin token in node1 after ${ready_timeout}s"
+	sleep 1
+done
+chmod 600 "$tokdir/admin.token"
+export DURACHORD_ADMIN_TOKEN_FILE="$tokdir/admin.token"
+
 dhtctl=bin/dhtctl
 deadline=$((SECONDS + ready_timeout))
 while :; do
@@ -93,6 +105,11 @@ while :; do
 done
 say "ring of 4 nodes, all ready $((SECONDS - t0))s after up"
 "$dhtctl" ring --admin "$admin"
+if out=$(DURACHORD_ADMIN_TOKEN_FILE= "$dhtctl" status --admin "$admin" 2>&1); then
+	die "dhtctl status without the admin token succeeded; want 401"
+fi
+[[ "$out" == *"401 Unauthorized"* ]] || die "dhtctl status without the admin token: '$out'; want 401 Unauthorized"
+say "admin without the token: 401"
 
 key="compose-test-$RANDOM$RANDOM"
 value="hello from $project"

@@ -44,11 +44,12 @@ func TestDevnet(t *testing.T) {
 	}
 	var ready struct {
 		Nodes []struct {
-			ID      string `json:"id"`
-			P2P     string `json:"p2p"`
-			API     string `json:"api"`
-			Admin   string `json:"admin"`
-			DataDir string `json:"data_dir"`
+			ID             string `json:"id"`
+			P2P            string `json:"p2p"`
+			API            string `json:"api"`
+			Admin          string `json:"admin"`
+			DataDir        string `json:"data_dir"`
+			AdminTokenFile string `json:"admin_token_file"`
 		} `json:"nodes"`
 	}
 	if err := json.Unmarshal(lines.Bytes(), &ready); err != nil || len(ready.Nodes) != 3 {
@@ -58,6 +59,14 @@ func TestDevnet(t *testing.T) {
 		if len(n.ID) != 64 || n.P2P == "" || n.API == "" || n.Admin == "" || n.DataDir == "" {
 			t.Fatalf("node %+v: want id (64 hex digits), p2p, api, admin and data_dir", n)
 		}
+	}
+	// devnet's nodes want the admin token it made, as a ring off loopback would.
+	first := ready.Nodes[0]
+	if _, errOut, code := dhtctl(t, ctx, "status", "--admin", first.Admin); code != 2 || !strings.Contains(errOut, "401") {
+		t.Errorf("dhtctl status of a devnet node without its token: exit %d, %q; want 2 and 401", code, errOut)
+	}
+	if _, errOut, code := dhtctl(t, ctx, "status", "--admin", first.Admin, "--admin-token-file", first.AdminTokenFile); code != 0 {
+		t.Errorf("dhtctl status --admin-token-file %q: exit %d, %q; want 0", first.AdminTokenFile, code, errOut)
 	}
 	// The demo's put and get lines follow.
 	var rest strings.Builder

@@ -45,6 +45,9 @@ var successorListLen = config.Default().Ring.SuccessorListLen
 var binDir string
 
 func TestMain(m *testing.M) {
+	if url := os.Getenv(httpGetEnvVar); url != "" {
+		os.Exit(httpGetMain(url))
+	}
 	if os.Getenv(envVar) != "1" {
 		os.Exit(m.Run()) // every test skips itself
 	}

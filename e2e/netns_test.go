@@ -182,8 +182,12 @@ type nsCluster struct {
 	dir      string
 	ca       *crypto.CA
 	hmacKeys string
-	clientNS string
-	nodes    []*nsNode
+	// tokenFile is the admin token of every node (their admin addresses
+	// are off loopback); every dhtctl run in the client namespace gets it
+	// through DURACHORD_ADMIN_TOKEN_FILE.
+	tokenFile string
+	clientNS  string
+	nodes     []*nsNode
 }
 
 // nsNode is one dhtd host.
@@ -220,6 +224,8 @@ func newNSCluster(t *testing.T, n int) *nsCluster {
 	}
 	c.hmacKeys = filepath.Join(c.dir, "hmac.keys")
 	writeHMACKeys(t, c.hmacKeys)
+	c.tokenFile = filepath.Join(c.dir, "admin.token")
+	writeAdminToken(t, c.tokenFile)
 	c.clientNS, _ = lab.addHost("client", 200)
 	for i := range n {
 		c.nodes = append(c.nodes, c.newNode(i))
@@ -266,6 +272,7 @@ func (c *nsCluster) newNode(i int) *nsNode {
 	cfg.WriteString("[ring]\nstabilize_interval = \"100ms\"\nfix_fingers_interval = \"100ms\"\n" +
 		"check_predecessor_interval = \"300ms\"\ncall_timeout = \"1s\"\nlookup_timeout = \"3s\"\n")
 	cfg.WriteString("[records]\nrepair_interval = \"2s\"\nsweep_interval = \"1s\"\nrepair_rate = 5000\n")
+	fmt.Fprintf(&cfg, "[admin]\ntoken_file = %q\n", c.tokenFile)
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -396,7 +403,7 @@ func (c *nsCluster) inClient(ctx context.Context, env []string, argv ...string) 
 	var out, errb bytes.Buffer
 	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", c.clientNS}, argv...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), "DURACHORD_ADMIN_TOKEN_FILE="+c.tokenFile), env...)
 	err := cmd.Run()
 	var ee *exec.ExitError
 	switch {

@@ -23,6 +23,8 @@
 //	         "record-counts": 32 bytes, four big-endian integers: primary
 //	         records, replica records, primary value bytes, replica value
 //	         bytes (see Record counts).
+//	         "probe": 8 bytes, big-endian Unix nanoseconds of the last
+//	         Probe's commit.
 //	         "node." + key: free-form node state (Meta, SetMeta).
 //
 // bbolt's freelist (its list of free pages) is written by Close, and by

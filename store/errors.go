@@ -26,6 +26,8 @@ var (
 	ErrClosed = errors.New("store: closed")
 	// ErrReadOnly: a write on a store opened read-only.
 	ErrReadOnly = errors.New("store: opened read-only")
+	// ErrStalled: Probe did not see a read and a commit finish in time.
+	ErrStalled = errors.New("store: read or commit stalled")
 	// ErrNoSecret: the node secret is missing, so records cannot be
 	// verified (read-only open without node.secret), or an existing
 	// database was opened without its secret.

@@ -8,12 +8,13 @@ import (
 
 // metrics are the store's collectors, created per Store.
 type metrics struct {
-	puts         *prometheus.CounterVec // by result: stored, stale, expired
-	tampered     prometheus.Counter
-	commits      prometheus.Counter
-	committedOps prometheus.Counter
-	commitErrors prometheus.Counter
-	swept        prometheus.Counter
+	puts          *prometheus.CounterVec // by result: stored, stale, expired
+	tampered      prometheus.Counter
+	commits       prometheus.Counter
+	committedOps  prometheus.Counter
+	commitErrors  prometheus.Counter
+	swept         prometheus.Counter
+	probeFailures prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -42,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "durachord_store_swept_records_total",
 			Help: "Expired records deleted by the sweeper.",
 		}),
+		probeFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_store_probe_failures_total",
+			Help: "Store probes (a read and a durable commit, for /readyz and the watchdog) that failed or did not finish in time.",
+		}),
 	}
 	for _, result := range []string{"stored", "stale", "expired"} {
 		m.puts.WithLabelValues(result)
@@ -49,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.puts, m.tampered, m.commits, m.committedOps, m.commitErrors, m.swept} {
+	for _, c := range []prometheus.Collector{m.puts, m.tampered, m.commits, m.committedOps, m.commitErrors, m.swept, m.probeFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register store metrics: %w", err)
 		}

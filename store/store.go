@@ -73,6 +73,9 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	probing atomic.Bool    // a Probe's goroutine runs
+	probes  sync.WaitGroup // the Probe goroutine; Close waits for it
 }
 
 // Open opens (creating unless cfg.ReadOnly) the store in dir: the database
@@ -128,6 +131,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 		return nil, errors.Join(err, db.Close())
 	}
 	if !cfg.ReadOnly {
+		s.removeSnapshots()
 		s.ops = make(chan *op, cfg.MaxBatch)
 		s.done = make(chan struct{})
 		go s.commitLoop()
@@ -322,6 +326,7 @@ func (s *Store) Close() error {
 		}
 		path := s.db.Path() // empty once the database is closed
 		s.closeErr = errors.Join(syncErr, s.db.Close())
+		s.probes.Wait() // its read or commit has ended with the database
 		s.log.Info("store closed", "path", path)
 	})
 	return s.closeErr
@@ -437,20 +442,95 @@ func (s *Store) WriteTo(w io.Writer) (int64, error) {
 	return s.Backup(w, nil)
 }
 
-// Backup writes a consistent copy of the database to w, from one read
-// transaction, while writes go on. size, if not nil, is called with the
-// copy's length in bytes before anything is written.
+// backupChunk is how much of a snapshot Backup hands to its writer at once.
+const backupChunk = 32 << 10
+
+// Backup writes a consistent copy of the database to w while writes go on.
+// size, if not nil, is called with the copy's length in bytes before
+// anything is written. The copy is made in one read transaction into an
+// unlinked temporary file in the data directory (snapshot) and streamed
+// from there in chunks of 32 KiB, so however slowly w takes it, no
+// transaction stays open meanwhile: a commit that must grow the database's
+// memory map waits for open read transactions, and would otherwise wait for
+// w. A store opened read-only has no commits to hold up: it streams from the
+// transaction.
 func (s *Store) Backup(w io.Writer, size func(int64)) (int64, error) {
+	if s.cfg.ReadOnly {
+		var n int64
+		err := s.view(func(tx *bolt.Tx) error {
+			if size != nil {
+				size(tx.Size())
+			}
+			var err error
+			n, err = tx.WriteTo(w)
+			return err
+		})
+		return n, err
+	}
+	f, total, err := s.snapshot()
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close() // read-only and unlinked: closing frees it, nothing to lose
+	if size != nil {
+		size(total)
+	}
+	buf := make([]byte, backupChunk)
 	var n int64
-	err := s.view(func(tx *bolt.Tx) error {
-		if size != nil {
-			size(tx.Size())
+	for n < total {
+		m, err := io.ReadFull(f, buf[:min(int64(len(buf)), total-n)])
+		if err != nil {
+			return n, fmt.Errorf("backup: read snapshot: %w", err)
 		}
+		m, err = w.Write(buf[:m])
+		n += int64(m)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// snapshotPattern names the temporary files of snapshot; Open removes any
+// left by a crash.
+const snapshotPattern = ".backup-*.tmp"
+
+// snapshot copies the database, in one read transaction, into a new file in
+// the data directory that is unlinked at once (it lives until the returned
+// handle is closed), and returns it positioned at its start, with its size.
+func (s *Store) snapshot() (*os.File, int64, error) {
+	f, err := os.CreateTemp(s.dir, snapshotPattern)
+	if err != nil {
+		return nil, 0, fmt.Errorf("backup: %w", err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		return nil, 0, errors.Join(fmt.Errorf("backup: %w", err), f.Close())
+	}
+	var n int64
+	err = s.view(func(tx *bolt.Tx) error {
 		var err error
-		n, err = tx.WriteTo(w)
+		n, err = tx.WriteTo(f)
 		return err
 	})
-	return n, err
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return nil, 0, errors.Join(fmt.Errorf("backup: copy to %s: %w", s.dir, err), f.Close())
+	}
+	return f, n, nil
+}
+
+// removeSnapshots deletes snapshot files a crash left behind (snapshot
+// unlinks its file right after creating it, so only a crash in between
+// leaves one).
+func (s *Store) removeSnapshots() {
+	left, _ := filepath.Glob(filepath.Join(s.dir, snapshotPattern)) // the pattern is valid
+	for _, p := range left {
+		if err := os.Remove(p); err != nil {
+			s.log.Warn("left-over backup file not removed", "path", p, "error", err)
+		}
+	}
 }
 
 // Check verifies the database: bbolt's page consistency check, that the

@@ -15,6 +15,7 @@ const (
 	opPut opKind = iota
 	opDelete
 	opSetPrimary
+	opProbe // writes the meta key "probe" (Probe)
 )
 
 // Queue states of an op: the caller and the commit loop race to move it out
@@ -30,7 +31,7 @@ const (
 type op struct {
 	kind    opKind
 	pos     Position
-	enc     []byte // opPut: the encoded record
+	enc     []byte // opPut: the encoded record; opProbe: the value to write
 	version Version
 	primary bool // opSetPrimary
 	state   atomic.Int32
@@ -292,6 +293,9 @@ func (s *Store) commit(batch []*op) {
 // results; an error is a storage failure that must roll the transaction
 // back.
 func (s *Store) apply(tx *bolt.Tx, o *op, delta *Stats) (opResult, error) {
+	if o.kind == opProbe {
+		return opResult{stored: true}, tx.Bucket(bucketMeta).Put(metaProbe, o.enc)
+	}
 	records, index := tx.Bucket(bucketRecords), tx.Bucket(bucketExpiry)
 	old := records.Get(o.pos[:])
 	var oldRec Record

@@ -14,18 +14,79 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/durachord/durachord/crypto"
 )
 
 // defaultAdmin is the admin address dhtd listens on by default.
 const defaultAdmin = "127.0.0.1:7410"
 
-func adminFlag() *cli.StringFlag {
-	return &cli.StringFlag{
-		Name:    "admin",
-		Usage:   "admin HTTP `HOST:PORT` of a running dhtd",
-		Value:   defaultAdmin,
-		EnvVars: []string{"DURACHORD_ADMIN"},
+// adminFlags are the flags of every command that talks to an admin server.
+func adminFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{
+			Name:    "admin",
+			Usage:   "admin HTTP `HOST:PORT` of a running dhtd",
+			Value:   defaultAdmin,
+			EnvVars: []string{"DURACHORD_ADMIN"},
+		},
+		&cli.StringFlag{
+			Name:    "admin-token-file",
+			Usage:   "`FILE` (mode 0600) with the node's admin token (its admin.token_file)",
+			EnvVars: []string{"DURACHORD_ADMIN_TOKEN_FILE"},
+		},
 	}
+}
+
+// adminClient is where an admin server is and the token it wants.
+type adminClient struct {
+	addr  string
+	token string // "" sends none
+}
+
+// newAdminClient reads the admin flags of c.
+func newAdminClient(c *cli.Context) (adminClient, error) {
+	ac := adminClient{addr: c.String("admin")}
+	if path := c.String("admin-token-file"); path != "" {
+		tok, err := crypto.LoadToken(path)
+		if err != nil {
+			return ac, fmt.Errorf("--admin-token-file: %v", err)
+		}
+		ac.token = tok.String()
+	}
+	return ac, nil
+}
+
+// request returns a GET of path on the admin server, with the token.
+func (ac adminClient) request(ctx context.Context, path string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ac.addr+path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("admin address %q: %v", ac.addr, err)
+	}
+	if ac.token != "" {
+		req.Header.Set("Authorization", "Bearer "+ac.token)
+	}
+	return req, nil
+}
+
+// statusError describes a refused admin request in one line.
+func (ac adminClient) statusError(path string, resp *http.Response, body []byte) error {
+	hint := ""
+	if resp.StatusCode == http.StatusUnauthorized {
+		if ac.token == "" {
+			hint = " (the node wants a token: --admin-token-file)"
+		} else {
+			hint = " (the node refused the token of --admin-token-file)"
+		}
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	msg := strings.TrimSpace(string(body))
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		msg = e.Error
+	}
+	return fmt.Errorf("%s%s: %s: %s%s", ac.addr, path, resp.Status, msg, hint)
 }
 
 // nodeStatus is the JSON a node's admin /status serves (chord.Status; the
@@ -52,27 +113,27 @@ type recordsCnt struct {
 
 // adminGet fetches path from a node's admin server and decodes JSON into v
 // (or returns the body when v is nil).
-func adminGet(ctx context.Context, admin, path string, v any) error {
+func adminGet(ctx context.Context, ac adminClient, path string, v any) error {
 	ctx, cancel := context.WithTimeout(ctx, 35*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+path, nil)
+	req, err := ac.request(ctx, path)
 	if err != nil {
-		return fmt.Errorf("admin address %q: %v", admin, err)
+		return err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("no node answers at %s: %v", admin, unwrapURLError(err))
+		return fmt.Errorf("no node answers at %s: %v", ac.addr, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("read %s%s: %v", admin, path, err)
+		return fmt.Errorf("read %s%s: %v", ac.addr, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s%s: %s: %s", admin, path, resp.Status, strings.TrimSpace(string(body)))
+		return ac.statusError(path, resp, body)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("%s%s: not a durachord admin answer: %v", admin, path, err)
+		return fmt.Errorf("%s%s: not a durachord admin answer: %v", ac.addr, path, err)
 	}
 	return nil
 }
@@ -97,14 +158,18 @@ func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "show a running node's view: ID, predecessor, successors, fingers, records",
-		UsageText: "dhtctl status [--admin HOST:PORT] [--json]",
-		Flags:     []cli.Flag{adminFlag(), &cli.BoolFlag{Name: "json", Usage: "print the node's /status JSON"}},
+		UsageText: "dhtctl status [--admin HOST:PORT] [--admin-token-file FILE] [--json]",
+		Flags:     append(adminFlags(), &cli.BoolFlag{Name: "json", Usage: "print the node's /status JSON"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return failf("status takes no arguments, have %q", c.Args().First())
 			}
+			ac, err := newAdminClient(c)
+			if err != nil {
+				return failf("%v", err)
+			}
 			var st nodeStatus
-			if err := adminGet(c.Context, c.String("admin"), "/status", &st); err != nil {
+			if err := adminGet(c.Context, ac, "/status", &st); err != nil {
 				return failf("%v", err)
 			}
 			out := c.App.Writer
@@ -171,14 +236,18 @@ func ringCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "ring",
 		Usage:     "walk the whole ring from a node: each node, its share of the circle, its records",
-		UsageText: "dhtctl ring [--admin HOST:PORT] [--json]",
-		Flags:     []cli.Flag{adminFlag(), &cli.BoolFlag{Name: "json", Usage: "print the ring as a JSON list of node statuses, in ring order"}},
+		UsageText: "dhtctl ring [--admin HOST:PORT] [--admin-token-file FILE] [--json]",
+		Flags:     append(adminFlags(), &cli.BoolFlag{Name: "json", Usage: "print the ring as a JSON list of node statuses, in ring order"}),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return failf("ring takes no arguments, have %q", c.Args().First())
 			}
+			ac, err := newAdminClient(c)
+			if err != nil {
+				return failf("%v", err)
+			}
 			var ring []nodeStatus
-			if err := adminGet(c.Context, c.String("admin"), "/ring", &ring); err != nil {
+			if err := adminGet(c.Context, ac, "/ring", &ring); err != nil {
 				return failf("%v", err)
 			}
 			out := c.App.Writer
@@ -212,20 +281,23 @@ func backupCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "backup",
 		Usage: "copy a running node's database, consistently, into a file",
-		UsageText: "dhtctl backup [--admin HOST:PORT] --out FILE\n\n" +
+		UsageText: "dhtctl backup [--admin HOST:PORT] [--admin-token-file FILE] --out FILE\n\n" +
 			"The copy is one read transaction of the live database, streamed over the admin address.\n" +
 			"Inspect it with: dhtctl dump --data-dir FILE",
-		Flags: []cli.Flag{
-			adminFlag(),
+		Flags: append(adminFlags(),
 			&cli.StringFlag{Name: "out", Usage: "`FILE` to write (must not exist)", Required: true},
 			&cli.BoolFlag{Name: "json", Usage: `print {"file":..,"bytes":..}`},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			out := c.String("out")
 			if _, err := os.Stat(out); err == nil {
 				return failf("backup: %s already exists", out)
 			}
-			n, err := backup(c.Context, c.String("admin"), out)
+			ac, err := newAdminClient(c)
+			if err != nil {
+				return failf("backup: %v", err)
+			}
+			n, err := backup(c.Context, ac, out)
 			if err != nil {
 				return failf("backup: %v", err)
 			}
@@ -240,19 +312,19 @@ func backupCommand() *cli.Command {
 
 // backup streams /backup into a temporary file beside out, syncs it and
 // renames it into place, so that out is either whole or absent.
-func backup(ctx context.Context, admin, out string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+admin+"/backup", nil)
+func backup(ctx context.Context, ac adminClient, out string) (int64, error) {
+	req, err := ac.request(ctx, "/backup")
 	if err != nil {
 		return 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("no node answers at %s: %v", admin, unwrapURLError(err))
+		return 0, fmt.Errorf("no node answers at %s: %v", ac.addr, unwrapURLError(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return 0, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return 0, ac.statusError("/backup", resp, b)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(out), ".backup-*")
 	if err != nil {

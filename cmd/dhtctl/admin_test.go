@@ -10,7 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/durachord/durachord/crypto"
 )
 
 // fakeAdmin serves /status, /ring and /backup as dhtd's admin server does.
@@ -117,5 +120,99 @@ func TestAdminUnreachable(t *testing.T) {
 		if code != 2 || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, addr) {
 			t.Errorf("dhtctl %v against nothing: exit %d, stderr %q; want 2 and one line naming %s", args, code, errOut, addr)
 		}
+	}
+}
+
+// Every admin command sends the token of --admin-token-file (or
+// DURACHORD_ADMIN_TOKEN_FILE), and says so in one line when the node
+// refuses the request without it.
+func TestAdminTokenFile(t *testing.T) {
+	const token = "0123456789abcdef-token"
+	var (
+		mu  sync.Mutex // guards got
+		got []string   // Authorization header of each request
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error": "admin token required"}`))
+			return
+		}
+		switch r.URL.Path {
+		case "/status":
+			_, _ = w.Write([]byte(`{"id": "ab", "ready": true}`))
+		case "/ring":
+			_, _ = w.Write([]byte(`[{"id": "ab", "ready": true}]`))
+		case "/backup":
+			_, _ = w.Write([]byte("db"))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	admin := strings.TrimPrefix(srv.URL, "http://")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, args := range [][]string{
+		{"status"}, {"ring"}, {"backup", "--out", filepath.Join(dir, "a.db")},
+	} {
+		code, _, errOut := runCmd(append(args, "--admin", admin)...)
+		if code != exitError || !strings.Contains(errOut, "401 Unauthorized") || !strings.Contains(errOut, "--admin-token-file") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%s without a token: exit %d, stderr %q; want 2 and one line naming 401 and --admin-token-file", args[0], code, errOut)
+		}
+		code, _, errOut = runCmd(append(args, "--admin", admin, "--admin-token-file", file)...)
+		if code != 0 {
+			t.Errorf("%s --admin-token-file: exit %d, stderr %q; want 0", args[0], code, errOut)
+		}
+		if i == 0 {
+			t.Setenv("DURACHORD_ADMIN_TOKEN_FILE", file)
+			if code, _, errOut := runCmd(append(args, "--admin", admin)...); code != 0 {
+				t.Errorf("%s with DURACHORD_ADMIN_TOKEN_FILE: exit %d, stderr %q; want 0", args[0], code, errOut)
+			}
+			t.Setenv("DURACHORD_ADMIN_TOKEN_FILE", "")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	sent := 0
+	for _, h := range got {
+		if h == "Bearer "+token {
+			sent++
+		}
+	}
+	if sent != 4 {
+		t.Errorf("requests carried the token %d times (%q); want 4", sent, got)
+	}
+	// A token file others may read is refused before anything is sent.
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := runCmd("status", "--admin", admin, "--admin-token-file", file); code != exitError || !strings.Contains(errOut, "0600") {
+		t.Errorf("status with a 0644 token file: exit %d, stderr %q; want 2 naming mode 0600", code, errOut)
+	}
+}
+
+func TestTokenNew(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "admin.token")
+	if code, _, errOut := runCmd("token", "new", "--out", out); code != 0 {
+		t.Fatalf("token new --out: exit %d, %q", code, errOut)
+	}
+	fi, err := os.Stat(out)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	if _, err := crypto.LoadToken(out); err != nil {
+		t.Errorf("LoadToken(written file) = %v", err)
+	}
+	if code, _, _ := runCmd("token", "new", "--out", out); code != exitError {
+		t.Errorf("token new --out over an existing file: exit %d; want 2", code)
+	}
+	code, printed, _ := runCmd("token", "new")
+	if _, err := crypto.ParseToken([]byte(printed)); code != 0 || err != nil {
+		t.Errorf("token new: exit %d, %q: %v", code, printed, err)
 	}
 }

@@ -162,42 +162,85 @@ func hmacCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "hmac",
 		Usage: "manage cluster HMAC keys",
-		Subcommands: []*cli.Command{{
-			Name:      "new",
-			Usage:     "print a new random cluster HMAC key (base64)",
-			UsageText: "dhtctl hmac new [--json] >> hmac.keys\n   dhtctl hmac new --out FILE",
-			Description: `Prints a new random 32-byte key, base64 encoded: one line of the keys file
+		Subcommands: []*cli.Command{newSecretCommand(secretKind{
+			group:     "hmac",
+			jsonKey:   "key",
+			usage:     "print a new random cluster HMAC key (base64)",
+			usageText: "dhtctl hmac new [--json] >> hmac.keys\n   dhtctl hmac new --out FILE",
+			description: `Prints a new random 32-byte key, base64 encoded: one line of the keys file
 that dhtd's --hmac-keys reads (mode 0600). The first key of the file signs
 every frame between nodes, all keys verify. To rotate without downtime: add
 the new key as second line on every node and reload (SIGHUP), then move it
 first everywhere and reload, then remove the old key.
 With --out, the key is written to a new FILE (mode 0600) instead, for
 callers without a shell (containers).`,
-			Flags: []cli.Flag{
-				&cli.BoolFlag{Name: "json", Usage: `print {"key":..}`},
-				&cli.StringFlag{Name: "out", Usage: "write the key to `FILE` (created with mode 0600, must not exist) instead of printing it"},
-			},
-			Action: func(c *cli.Context) error {
-				if c.Args().Present() {
-					return failf("hmac new: unexpected argument %q", c.Args().First())
+			generate: crypto.NewHMACKey,
+		})},
+	}
+}
+
+// tokenCommand is `dhtctl token new`.
+func tokenCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "token",
+		Usage: "manage admin tokens",
+		Subcommands: []*cli.Command{newSecretCommand(secretKind{
+			group:     "token",
+			jsonKey:   "token",
+			usage:     "make a new random admin token",
+			usageText: "dhtctl token new --out FILE\n   dhtctl token new [--json]",
+			description: `Makes a new random admin token (32 bytes from crypto/rand, base64url) and
+writes it to a new FILE with mode 0600. Point a node's admin.token_file at
+the file (a restart takes it up) and give it to dhtctl with
+--admin-token-file: every admin endpoint but /healthz, /readyz and /metrics
+then wants it. Without --out the token is printed.`,
+			generate: crypto.NewToken,
+		})},
+	}
+}
+
+// secretKind describes a `dhtctl GROUP new` command that makes one random
+// secret line.
+type secretKind struct {
+	group, jsonKey                string
+	usage, usageText, description string
+	generate                      func() (string, error)
+}
+
+// newSecretCommand is `dhtctl GROUP new [--json] [--out FILE]`: it prints
+// the new secret, as {"KEY":..} with --json, or writes it to a new FILE
+// (mode 0600).
+func newSecretCommand(k secretKind) *cli.Command {
+	name := k.group + " new"
+	return &cli.Command{
+		Name:        "new",
+		Usage:       k.usage,
+		UsageText:   k.usageText,
+		Description: k.description,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "json", Usage: fmt.Sprintf(`print {"%s":..}`, k.jsonKey)},
+			&cli.StringFlag{Name: "out", Usage: fmt.Sprintf("write the %s to `FILE` (created with mode 0600, must not exist) instead of printing it", k.jsonKey)},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return failf("%s: unexpected argument %q", name, c.Args().First())
+			}
+			secret, err := k.generate()
+			if err != nil {
+				return failf("%s: %v", name, err)
+			}
+			if out := c.String("out"); out != "" {
+				if err := writeNewFile(out, []byte(secret+"\n")); err != nil {
+					return failf("%s: %v", name, err)
 				}
-				key, err := crypto.NewHMACKey()
-				if err != nil {
-					return failf("hmac new: %v", err)
-				}
-				if out := c.String("out"); out != "" {
-					if err := writeNewFile(out, []byte(key+"\n")); err != nil {
-						return failf("hmac new: %v", err)
-					}
-					return nil
-				}
-				if c.Bool("json") {
-					return printCAJSON(c.App.Writer, map[string]string{"key": key})
-				}
-				_, err = fmt.Fprintln(c.App.Writer, key)
-				return err
-			},
-		}},
+				return nil
+			}
+			if c.Bool("json") {
+				return printCAJSON(c.App.Writer, map[string]string{k.jsonKey: secret})
+			}
+			_, err = fmt.Fprintln(c.App.Writer, secret)
+			return err
+		},
 	}
 }
 

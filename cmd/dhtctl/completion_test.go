@@ -100,7 +100,7 @@ func TestBashCompletion(t *testing.T) {
 		{"dhtctl c", []string{"ca", "cert", "completion"}},
 		{"dhtctl completion ", []string{"bash", "zsh"}},
 		{"dhtctl completion z", []string{"zsh"}},
-		{"dhtctl status --ad", []string{"--admin"}},
+		{"dhtctl status --ad", []string{"--admin", "--admin-token-file"}},
 		// HOST:PORT before the cursor must stay one argument.
 		{"dhtctl status --admin 127.0.0.1:7410 --j", []string{"--json"}},
 		{"dhtctl nosuchcommand", nil},

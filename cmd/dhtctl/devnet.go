@@ -31,10 +31,14 @@ type devnetNode struct {
 	API     string `json:"api"`
 	Admin   string `json:"admin"`
 	DataDir string `json:"data_dir"`
+	// AdminTokenFile holds the admin token every node of the ring wants
+	// (one for all of them).
+	AdminTokenFile string `json:"admin_token_file"`
 
-	dir string
-	log string
-	cmd *exec.Cmd
+	token string // the content of AdminTokenFile
+	dir   string
+	log   string
+	cmd   *exec.Cmd
 	// exited receives the process's exit once it ends.
 	exited chan error
 }
@@ -217,9 +221,20 @@ func devnetPrepare(dir string, n int) ([]*devnetNode, error) {
 	if err := os.WriteFile(filepath.Join(dir, "hmac.keys"), []byte(key+"\n"), 0o600); err != nil {
 		return nil, err
 	}
+	// An admin token, as a ring off loopback must have: the nodes want it
+	// though they listen on loopback, so that the ring is tried as it runs.
+	token, err := crypto.NewToken()
+	if err != nil {
+		return nil, err
+	}
+	tokenFile := filepath.Join(dir, "admin.token")
+	if err := writeNewFile(tokenFile, []byte(token+"\n")); err != nil {
+		return nil, err
+	}
+	config := devnetConfig + fmt.Sprintf("\n[admin]\ntoken_file = %q\n", tokenFile)
 	nodes := make([]*devnetNode, n)
 	for i := range nodes {
-		nd := &devnetNode{dir: filepath.Join(dir, "node"+strconv.Itoa(i+1))}
+		nd := &devnetNode{dir: filepath.Join(dir, "node"+strconv.Itoa(i+1)), AdminTokenFile: tokenFile, token: token}
 		nd.DataDir = filepath.Join(nd.dir, "data")
 		nd.log = filepath.Join(nd.dir, "dhtd.log")
 		for _, a := range []*string{&nd.P2P, &nd.API, &nd.Admin} {
@@ -234,7 +249,7 @@ func devnetPrepare(dir string, n int) ([]*devnetNode, error) {
 		if err := cert.WriteDir(filepath.Join(nd.dir, "tls"), false); err != nil {
 			return nil, err
 		}
-		if err := os.WriteFile(filepath.Join(nd.dir, "config.toml"), []byte(devnetConfig), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(nd.dir, "config.toml"), []byte(config), 0o600); err != nil {
 			return nil, err
 		}
 		nd.ID = cert.ID.String()
@@ -299,7 +314,7 @@ func devnetWaitStable(ctx context.Context, nodes []*devnetNode) error {
 func devnetCheck(ctx context.Context, nodes []*devnetNode, want []string) error {
 	for i, nd := range nodes {
 		var st nodeStatus
-		if err := adminGet(ctx, nd.Admin, "/status", &st); err != nil {
+		if err := adminGet(ctx, adminClient{addr: nd.Admin, token: nd.token}, "/status", &st); err != nil {
 			return err
 		}
 		if !st.Ready {
@@ -317,6 +332,7 @@ func devnetCheck(ctx context.Context, nodes []*devnetNode, want []string) error 
 
 func printDevnet(w io.Writer, nodes []*devnetNode) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "admin token file: %s\n", nodes[0].AdminTokenFile)
 	fmt.Fprintln(tw, "node\tid\tp2p\tapi\tadmin\tdata dir")
 	for i, nd := range nodes {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, shortHex(nd.ID), nd.P2P, nd.API, nd.Admin, nd.DataDir)
@@ -327,7 +343,7 @@ func printDevnet(w io.Writer, nodes []*devnetNode) {
 	fmt.Fprintf(w, "\nTry it (from another terminal):\n")
 	fmt.Fprintf(w, "  %s put --api %s hello 'hello, world'\n", prog, nodes[0].API)
 	fmt.Fprintf(w, "  %s get --api %s hello\n", prog, last.API)
-	fmt.Fprintf(w, "  %s ring --admin %s\n", prog, nodes[0].Admin)
+	fmt.Fprintf(w, "  %s ring --admin %s --admin-token-file %s\n", prog, nodes[0].Admin, nodes[0].AdminTokenFile)
 	fmt.Fprintf(w, "  %s bench --api %s\n\n", prog, joinAPIs(nodes))
 }
 

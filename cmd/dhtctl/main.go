@@ -138,6 +138,7 @@ func commands() []*cli.Command {
 		caCommand(),
 		certCommand(),
 		hmacCommand(),
+		tokenCommand(),
 		completionCommand(),
 	}
 }

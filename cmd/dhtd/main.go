@@ -67,6 +67,7 @@ func newApp(stderr io.Writer, serve serveFunc) *cli.App {
 			&cli.StringSliceFlag{Name: "bootstrap", Aliases: []string{"bootstrap-node"}, Usage: "`HOST:PORT` of a ring member to join through; repeatable (bootstrap)"},
 			&cli.StringFlag{Name: "data-dir", Usage: "`DIR` for the database and the node's secret (data_dir)"},
 			&cli.StringFlag{Name: "admin-address", Usage: "`HOST:PORT` of the admin HTTP server; empty for none (admin_address)"},
+			&cli.StringFlag{Name: "admin-token-file", Usage: "`FILE` (mode 0600) with the admin bearer token; required off loopback (admin.token_file)"},
 			&cli.StringFlag{Name: "tls-dir", Usage: "`DIR` holding ca.crt, node.crt and node.key (tls_dir)"},
 			&cli.StringFlag{Name: "hmac-keys", Usage: "`FILE` with one base64 cluster key a line; the first signs (hmac_keys)"},
 			&cli.StringFlag{Name: "log-level", Usage: "trace, debug, info, warn or error (log_level)"},
@@ -104,14 +105,15 @@ func loadConfig(c *cli.Context) (config.Config, error) {
 // applyFlags sets the fields whose flags were given on the command line.
 func applyFlags(c *cli.Context, cfg *config.Config) {
 	str := map[string]*string{
-		"p2p-address":   &cfg.P2PAddress,
-		"api-address":   &cfg.APIAddress,
-		"data-dir":      &cfg.DataDir,
-		"admin-address": &cfg.AdminAddress,
-		"tls-dir":       &cfg.TLSDir,
-		"hmac-keys":     &cfg.HMACKeys,
-		"log-level":     &cfg.LogLevel,
-		"log-format":    &cfg.LogFormat,
+		"p2p-address":      &cfg.P2PAddress,
+		"api-address":      &cfg.APIAddress,
+		"data-dir":         &cfg.DataDir,
+		"admin-address":    &cfg.AdminAddress,
+		"admin-token-file": &cfg.Admin.TokenFile,
+		"tls-dir":          &cfg.TLSDir,
+		"hmac-keys":        &cfg.HMACKeys,
+		"log-level":        &cfg.LogLevel,
+		"log-format":       &cfg.LogFormat,
 	}
 	for name, field := range str {
 		if c.IsSet(name) {

@@ -74,7 +74,8 @@ log_level = "debug"
 `)
 	args := []string{"dhtd", "--config", path, "--api-address", "", "--dht-address", "127.0.0.1:7100",
 		"--bootstrap-node", "127.0.0.1:9100", "--bootstrap-node", "127.0.0.1:9200",
-		"--tls-dir", tlsDir, "--hmac-keys", keys, "--data-dir", t.TempDir()}
+		"--tls-dir", tlsDir, "--hmac-keys", keys, "--data-dir", t.TempDir(),
+		"--admin-address", "0.0.0.0:7410", "--admin-token-file", keys} // any existing file: not read here
 	var cfg config.Config
 	capture := func(_ context.Context, c config.Config, _ func() (config.Config, error), _ io.Writer) error {
 		cfg = c
@@ -95,6 +96,9 @@ log_level = "debug"
 	}
 	if cfg.LogLevel != "debug" {
 		t.Errorf("log_level = %q; want the file's value where no flag is given", cfg.LogLevel)
+	}
+	if cfg.Admin.TokenFile != keys || cfg.AdminAddress != "0.0.0.0:7410" {
+		t.Errorf("admin.token_file = %q, admin_address %q; want the flags' %q, 0.0.0.0:7410", cfg.Admin.TokenFile, cfg.AdminAddress, keys)
 	}
 }
 

@@ -10,7 +10,10 @@ import (
 
 // notifyLoop tells the service manager READY=1 once the node has joined and
 // its successor answers, then pings the watchdog at half its interval until
-// ctx ends. Without NOTIFY_SOCKET every notification is a no-op.
+// ctx ends, each time only if the store answers a read and makes a durable
+// commit within admin.probe_timeout: a node whose store is stuck stops
+// pinging, and the service manager restarts it. Without NOTIFY_SOCKET every
+// notification is a no-op.
 func (d *daemon) notifyLoop(ctx context.Context) {
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
@@ -38,6 +41,10 @@ func (d *daemon) notifyLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if err := d.probeStore(ctx); err != nil {
+				d.log.Warn("watchdog ping withheld: store check failed", "error", err)
+				continue
+			}
 			if _, err := sd.SdNotify(false, sd.SdNotifyWatchdog); err != nil {
 				d.log.Warn("watchdog ping failed", "error", err)
 			}

@@ -154,8 +154,9 @@ type testDaemon struct {
 
 // startDaemon opens a node on 127.0.0.1 ports chosen by the system, with a
 // TLS folder and keys file of its own, and starts its servers; the test's
-// cleanup stops them and closes the node.
-func startDaemon(t *testing.T) *testDaemon {
+// cleanup stops them and closes the node. mods change the configuration
+// before it is validated.
+func startDaemon(t *testing.T, mods ...func(*config.Config)) *testDaemon {
 	t.Helper()
 	ca := cryptotest.NewCA(t)
 	cfg := config.Default()
@@ -165,6 +166,9 @@ func startDaemon(t *testing.T) *testDaemon {
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	cfg.TLSDir, _ = cryptotest.WriteTLSDir(t, ca, "127.0.0.1:0")
 	cfg.HMACKeys = cryptotest.WriteKeysFile(t, 1)
+	for _, mod := range mods {
+		mod(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
