@@ -69,7 +69,7 @@ func TestLyingOwnerCannotMakeNodesDropCopies(t *testing.T) {
 			r := newRing(t, 5)
 			r.freeze()
 			ms := r.sorted()
-			owner := ms[0] // the liar
+			owner := ms[0]  // the liar
 			honest := ms[3] // not in the liar's window with replication 3
 			if tc.holder {
 				honest = ms[1] // the liar's first successor: a holder
