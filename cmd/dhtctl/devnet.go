@@ -63,7 +63,7 @@ func devnetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "devnet",
 		Usage: "start a complete local ring for trying durachord (stops every node on Ctrl-C)",
-		UsageText: "dhtctl devnet [--nodes 4] [--demo] [--json] [--dir DIR] [--dhtd PATH] [--duration D]\n\n" +
+		UsageText: "dhtctl devnet [--nodes 4] [--demo] [--json] [--dir DIR] [--dhtd PATH] [--duration D] [--pprof]\n\n" +
 			"Makes a CA, node certificates and an HMAC key in a temporary folder, starts N dhtd\n" +
 			"processes on 127.0.0.1, waits until the ring is stable, and prints each node's addresses\n" +
 			"with commands to paste. It runs until Ctrl-C (or --duration), then stops every node and\n" +
@@ -76,6 +76,7 @@ func devnetCommand() *cli.Command {
 			&cli.StringFlag{Name: "dhtd", Usage: "`PATH` of the dhtd program (default: next to dhtctl, then $PATH)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop by itself after this long (0: run until Ctrl-C)"},
 			&cli.DurationFlag{Name: "ready-timeout", Value: 90 * time.Second, Usage: "give up if the ring is not stable within this long"},
+			&cli.BoolFlag{Name: "pprof", Usage: "serve the Go profiler on every node's admin address (admin.pprof; /debug/pprof/, with the admin token)"},
 		},
 		Action: runDevnet,
 	}
@@ -144,7 +145,7 @@ func runDevnet(c *cli.Context) error {
 	ctx, stop := untilSignalOrDuration(c)
 	defer stop()
 
-	nodes, err := devnetPrepare(dir, n)
+	nodes, err := devnetPrepare(dir, n, c.Bool("pprof"))
 	if err != nil {
 		return failf("devnet: %v", err)
 	}
@@ -205,7 +206,7 @@ func runDevnet(c *cli.Context) error {
 
 // devnetPrepare makes the CA, the HMAC key and each node's folder,
 // certificate and addresses.
-func devnetPrepare(dir string, n int) ([]*devnetNode, error) {
+func devnetPrepare(dir string, n int, pprof bool) ([]*devnetNode, error) {
 	caDir := filepath.Join(dir, "ca")
 	if err := crypto.InitCA(caDir); err != nil {
 		return nil, err
@@ -231,7 +232,7 @@ func devnetPrepare(dir string, n int) ([]*devnetNode, error) {
 	if err := writeNewFile(tokenFile, []byte(token+"\n")); err != nil {
 		return nil, err
 	}
-	config := devnetConfig + fmt.Sprintf("\n[admin]\ntoken_file = %q\n", tokenFile)
+	config := devnetConfig + fmt.Sprintf("\n[admin]\ntoken_file = %q\npprof = %t\n", tokenFile, pprof)
 	nodes := make([]*devnetNode, n)
 	for i := range nodes {
 		nd := &devnetNode{dir: filepath.Join(dir, "node"+strconv.Itoa(i+1)), AdminTokenFile: tokenFile, token: token}
