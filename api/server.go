@@ -3,17 +3,19 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/durachord/durachord/internal/netutil"
 )
 
 // Service is what the server serves: the node's storage and lookup.
@@ -32,9 +34,26 @@ type Service interface {
 
 // Config configures a Server. Start from DefaultConfig.
 type Config struct {
-	// MaxConns is the number of client connections served at once; more
-	// are accepted and closed at once. Default 1024.
+	// MaxConns is the number of client connections served at once. A new
+	// connection beyond it takes the place of the connection that has been
+	// idle (no request in progress, none being read) longest; when none is
+	// idle it is accepted and closed at once. Default 1024.
 	MaxConns int
+	// MaxConnsPerAddress is the number of connections served at once from
+	// one source address (an IPv4 address, an IPv6 /64), with the same rule:
+	// a new one beyond it takes the place of that address's longest idle
+	// connection, or is closed. Above MaxConns it is MaxConns. Default 256.
+	MaxConnsPerAddress int
+	// FirstByteTimeout is the time a new connection has to send the first
+	// byte of its first message; one that sends nothing is closed. Default
+	// 2s.
+	FirstByteTimeout time.Duration
+	// MaxRequestBytes bounds the bytes of the requests read and not yet
+	// finished, over all connections: a PUT holds its message size until it
+	// is carried out. A connection whose next message does not fit waits
+	// (it is not read) until enough is released; nothing is dropped. At
+	// least MaxMessageSize, so that any one message fits. Default 64 MiB.
+	MaxRequestBytes int64
 	// MaxInFlight is the number of requests (GETs and PUTs) in progress per
 	// connection; a GET counts until its reply is written. At the limit the
 	// server stops reading from the connection. Default 64.
@@ -62,12 +81,15 @@ type Config struct {
 // DefaultConfig returns the default configuration.
 func DefaultConfig() Config {
 	return Config{
-		MaxConns:       1024,
-		MaxInFlight:    64,
-		ReadTimeout:    10 * time.Second,
-		IdleTimeout:    5 * time.Minute,
-		RequestTimeout: 5 * time.Second,
-		WriteTimeout:   10 * time.Second,
+		MaxConns:           1024,
+		MaxConnsPerAddress: 256,
+		FirstByteTimeout:   2 * time.Second,
+		MaxRequestBytes:    64 << 20,
+		MaxInFlight:        64,
+		ReadTimeout:        10 * time.Second,
+		IdleTimeout:        5 * time.Minute,
+		RequestTimeout:     5 * time.Second,
+		WriteTimeout:       10 * time.Second,
 	}
 }
 
@@ -78,6 +100,8 @@ func (c Config) Validate() error {
 		ok   bool
 	}{
 		{"MaxConns", c.MaxConns > 0},
+		{"MaxConnsPerAddress", c.MaxConnsPerAddress > 0},
+		{"FirstByteTimeout", c.FirstByteTimeout > 0},
 		{"MaxInFlight", c.MaxInFlight > 0},
 		{"ReadTimeout", c.ReadTimeout > 0},
 		{"IdleTimeout", c.IdleTimeout > 0},
@@ -87,6 +111,9 @@ func (c Config) Validate() error {
 		if !f.ok {
 			return fmt.Errorf("api: config: %s must be positive", f.name)
 		}
+	}
+	if c.MaxRequestBytes < MaxMessageSize {
+		return fmt.Errorf("api: config: MaxRequestBytes %d: must be at least %d (one message)", c.MaxRequestBytes, MaxMessageSize)
 	}
 	return nil
 }
@@ -99,6 +126,10 @@ type Server struct {
 	limits atomic.Pointer[Config]
 	svc    Service
 	log    hclog.Logger
+	// limiter keeps MaxConns and MaxConnsPerAddress; budget keeps
+	// MaxRequestBytes.
+	limiter *netutil.Limiter
+	budget  *netutil.Budget
 	m      *metrics
 	ctx    context.Context // ends at Close: Service calls end with it
 	cancel context.CancelFunc
@@ -122,15 +153,31 @@ func NewServer(cfg Config, svc Service) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	m, err := newMetrics(cfg.Metrics)
+	budget, err := netutil.NewBudget(cfg.MaxRequestBytes)
 	if err != nil {
 		return nil, err
+	}
+	m, err := newMetrics(cfg.Metrics, budget)
+	if err != nil {
+		return nil, err
+	}
+	limiter, err := netutil.NewLimiter(netutil.LimiterConfig{
+		MaxConns:           cfg.MaxConns,
+		MaxConnsPerAddress: cfg.MaxConnsPerAddress,
+		Logger:             cfg.Logger.Named("api"),
+		Refused:            func(reason string) { m.rejected.WithLabelValues(reason).Inc() },
+		Evicted:            func(reason string) { m.evicted.WithLabelValues(reason).Inc() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("api: config: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:       cfg,
 		svc:       svc,
 		log:       cfg.Logger,
+		limiter:   limiter,
+		budget:    budget,
 		m:         m,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -142,18 +189,23 @@ func NewServer(cfg Config, svc Service) (*Server, error) {
 	return s, nil
 }
 
-// SetLimits replaces the limits and timeouts (MaxConns, MaxInFlight,
-// ReadTimeout, IdleTimeout, RequestTimeout, WriteTimeout) while the server
-// runs; the other fields of cfg are ignored. Timeouts apply from the next
-// message on, MaxConns to the next accepted connection, MaxInFlight to
-// connections accepted from now on.
+// SetLimits replaces the limits and timeouts (MaxConns,
+// MaxConnsPerAddress, FirstByteTimeout, MaxInFlight, ReadTimeout,
+// IdleTimeout, RequestTimeout, WriteTimeout) while the server runs; the other
+// fields of cfg (MaxRequestBytes among them) are ignored. Timeouts apply from
+// the next message on, the connection limits to the next accepted connection
+// (connections open beyond a lowered limit stay, but each new one takes the
+// place of an idle one), MaxInFlight to connections accepted from now on.
 func (s *Server) SetLimits(cfg Config) error {
 	next := *s.limits.Load()
-	next.MaxConns, next.MaxInFlight = cfg.MaxConns, cfg.MaxInFlight
-	next.ReadTimeout, next.IdleTimeout = cfg.ReadTimeout, cfg.IdleTimeout
+	next.MaxConns, next.MaxConnsPerAddress, next.MaxInFlight = cfg.MaxConns, cfg.MaxConnsPerAddress, cfg.MaxInFlight
+	next.FirstByteTimeout, next.ReadTimeout, next.IdleTimeout = cfg.FirstByteTimeout, cfg.ReadTimeout, cfg.IdleTimeout
 	next.RequestTimeout, next.WriteTimeout = cfg.RequestTimeout, cfg.WriteTimeout
 	if err := next.Validate(); err != nil {
 		return err
+	}
+	if err := s.limiter.SetLimits(next.MaxConns, next.MaxConnsPerAddress); err != nil {
+		return fmt.Errorf("api: config: %w", err)
 	}
 	s.limits.Store(&next)
 	return nil
@@ -183,64 +235,38 @@ func (s *Server) Serve(l net.Listener) error {
 	}()
 
 	s.log.Info("serving client api", "address", l.Addr().String())
-	var backoff time.Duration
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.isShutdown() {
-				return ErrServerClosed
-			}
-			if !temporary(err) {
-				return fmt.Errorf("api: accept: %w", err)
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed; retrying", "error", err, "delay", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-s.done:
-				t.Stop()
-				return ErrServerClosed
-			}
-			continue
-		}
-		backoff = 0
-		s.accept(nc)
+	err := netutil.Serve(l, s.done, s.log, s.accept)
+	if err == nil || s.isShutdown() {
+		return ErrServerClosed
 	}
-}
-
-func temporary(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	return fmt.Errorf("api: accept: %w", err)
 }
 
 func (s *Server) accept(nc net.Conn) {
+	c := s.newConn(nc)
 	s.mu.Lock()
-	if s.shutdown || len(s.active) >= s.limits.Load().MaxConns {
-		full := !s.shutdown
+	if s.shutdown {
 		s.mu.Unlock()
-		if full {
-			s.m.rejected.Inc()
-			s.log.Debug("connection limit reached; closing new connection", "remote", nc.RemoteAddr().String(), "limit", s.limits.Load().MaxConns)
-		}
-		_ = nc.Close() // rejected; nothing was exchanged
+		c.cancel()
+		_ = nc.Close() // the server is closing; nothing was exchanged
 		return
 	}
-	c := s.newConn(nc)
+	// The limiter may close another connection (c.abort, outside its lock).
+	slot, ok := s.limiter.Admit(nc.RemoteAddr(), c.abort)
+	if !ok {
+		s.mu.Unlock()
+		c.cancel()
+		_ = nc.Close() // refused (counted and logged by the limiter)
+		return
+	}
+	c.slot = slot
 	s.active[c] = struct{}{}
 	s.conns.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.conns.Done()
 		c.serve()
+		slot.Release()
 		s.mu.Lock()
 		delete(s.active, c)
 		s.mu.Unlock()
@@ -321,6 +347,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 var (
 	errStopped     = errors.New("api: connection stopped reading")
 	errIdle        = errors.New("api: connection idle")
+	errFirstByte   = errors.New("api: new connection sent nothing")
 	errReadTimeout = errors.New("api: message not completed within the read timeout")
 )
 
@@ -332,6 +359,7 @@ type pendingPut struct {
 type conn struct {
 	s      *Server
 	nc     net.Conn
+	slot   *netutil.Slot // busy while a message is read or a request is in progress
 	remote string
 	ctx    context.Context // ends on abort: GETs in progress end with it
 	cancel context.CancelFunc
@@ -417,6 +445,10 @@ func (c *conn) serve() {
 		s.m.idleClosed.Inc()
 		s.log.Debug("closing idle connection", "remote", c.remote)
 		c.abort()
+	case errors.Is(err, errFirstByte):
+		s.m.silentClosed.Inc()
+		s.log.Debug("closing connection that sent nothing", "remote", c.remote)
+		c.abort()
 	case errors.Is(err, io.EOF), errors.Is(err, errStopped):
 		// Finish the requests in progress and write their replies.
 	default:
@@ -449,8 +481,13 @@ func (c *conn) isStopping() bool {
 }
 
 func (c *conn) readLoop(br *bufio.Reader) error {
-	for {
-		if err := c.setReadDeadline(c.s.limits.Load().IdleTimeout); err != nil {
+	for first := true; ; first = false {
+		lim := c.s.limits.Load()
+		wait := lim.IdleTimeout
+		if first {
+			wait = min(lim.FirstByteTimeout, wait)
+		}
+		if err := c.setReadDeadline(wait); err != nil {
 			return err
 		}
 		if _, err := br.Peek(1); err != nil {
@@ -460,40 +497,87 @@ func (c *conn) readLoop(br *bufio.Reader) error {
 			if c.isStopping() {
 				return errStopped
 			}
+			if first {
+				return errFirstByte
+			}
 			if len(c.sem) > 0 {
 				continue // requests in progress: not idle
 			}
 			return errIdle
 		}
-		if err := c.setReadDeadline(c.s.limits.Load().ReadTimeout); err != nil {
-			return err
-		}
-		m, err := ReadMessage(br)
+		c.slot.Add(1) // reading a message: not idle
+		err := c.readRequest(br, lim)
+		c.slot.Add(-1)
 		if err != nil {
-			if isTimeout(err) {
-				if c.isStopping() {
-					return errStopped
-				}
-				return fmt.Errorf("%w: %w", errReadTimeout, err)
-			}
 			return err
-		}
-		start := time.Now()
-		switch m := m.(type) {
-		case Put:
-			if !c.acquire() {
-				return errStopped
-			}
-			c.startPut(m, start)
-		case Get:
-			if !c.acquire() {
-				return errStopped
-			}
-			c.startGet(m, start)
-		default:
-			return fmt.Errorf("%w: %v from a client", ErrUnexpectedType, m.Type())
 		}
 	}
+}
+
+// readRequest reads one message and starts its request. The message's size
+// is taken from the server's byte budget before its body is read (waiting,
+// without reading, while the budget is spent) and given back when the
+// request is finished.
+func (c *conn) readRequest(br *bufio.Reader, lim *Config) error {
+	if err := c.setReadDeadline(lim.ReadTimeout); err != nil {
+		return err
+	}
+	hdr, err := br.Peek(HeaderSize)
+	if err != nil {
+		return c.readError(err)
+	}
+	size := int(binary.BigEndian.Uint16(hdr))
+	if err := CheckHeader(size, Type(binary.BigEndian.Uint16(hdr[2:]))); err != nil {
+		return err
+	}
+	held, err := c.s.budget.Acquire(c.ctx, size)
+	if err != nil {
+		return errStopped // aborted while waiting
+	}
+	// The wait may have been long: the rest of the message has ReadTimeout
+	// from now.
+	if err := c.setReadDeadline(lim.ReadTimeout); err != nil {
+		c.s.budget.Release(held)
+		return err
+	}
+	m, err := ReadMessage(br)
+	if err != nil {
+		c.s.budget.Release(held)
+		return c.readError(err)
+	}
+	start := time.Now()
+	switch m := m.(type) {
+	case Put:
+		if !c.acquire() {
+			c.s.budget.Release(held)
+			return errStopped
+		}
+		c.startPut(m, start, held)
+	case Get:
+		c.s.budget.Release(held) // the key is copied into m: nothing is held
+		if !c.acquire() {
+			return errStopped
+		}
+		c.startGet(m, start)
+	default:
+		c.s.budget.Release(held)
+		return fmt.Errorf("%w: %v from a client", ErrUnexpectedType, m.Type())
+	}
+	return nil
+}
+
+// readError classifies an error reading a started message.
+func (c *conn) readError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF // the message had begun
+	}
+	if isTimeout(err) {
+		if c.isStopping() {
+			return errStopped
+		}
+		return fmt.Errorf("%w: %w", errReadTimeout, err)
+	}
+	return err
 }
 
 // acquire takes a request slot, waiting (and not reading) while all are
@@ -502,6 +586,7 @@ func (c *conn) readLoop(br *bufio.Reader) error {
 func (c *conn) acquire() bool {
 	select {
 	case c.sem <- struct{}{}:
+		c.slot.Add(1)
 		return true
 	case <-c.ctx.Done():
 		return false
@@ -512,9 +597,12 @@ func (c *conn) release(n int) {
 	for range n {
 		<-c.sem
 	}
+	c.slot.Add(-n)
 }
 
-func (c *conn) startPut(p Put, start time.Time) {
+// startPut carries out p; held is what its message took from the byte
+// budget, given back once the PUT is done.
+func (c *conn) startPut(p Put, start time.Time, held int64) {
 	s := c.s
 	e := &pendingPut{done: make(chan struct{})}
 	c.mu.Lock()
@@ -523,6 +611,7 @@ func (c *conn) startPut(p Put, start time.Time) {
 	c.mu.Unlock()
 	c.run(func() {
 		defer c.release(1)
+		defer s.budget.Release(held)
 		if prev != nil {
 			<-prev.done // bounded by RequestTimeout
 		}

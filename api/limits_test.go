@@ -1,0 +1,148 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/durachord/durachord/api"
+	"github.com/durachord/durachord/api/apitest"
+)
+
+// dialFrom opens a TCP connection to addr from the local IP from.
+func dialFrom(t *testing.T, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s from %s: %v", addr, from, err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+func TestIdleFloodFromOneAddressLeavesRoomForOthers(t *testing.T) {
+	cfg, reg := testConfig(t)
+	cfg.MaxConns = 64
+	cfg.MaxConnsPerAddress = 8
+	_, addr := apitest.Serve(t, cfg, apitest.NewMemService())
+	const flood = 100
+	for range flood {
+		dialFrom(t, "127.0.0.66", addr)
+	}
+	// Every flood connection beyond 8 took the place of an older one.
+	waitFor(t, "flood admitted", func() bool {
+		return metric(t, reg, "durachord_api_connections_evicted_total", "reason", "max_conns_per_address") == flood-8
+	})
+	c := dialRaw(t, addr) // from 127.0.0.1
+	c.send(api.Get{Key: key("k")})
+	if m := c.read(); m.Type() != api.TypeFailure {
+		t.Fatalf("GET from another address during the flood = %v; want FAILURE (not found)", m)
+	}
+	if got := metric(t, reg, "durachord_api_open_connections"); got != 9 {
+		t.Errorf("open_connections = %v; want 9 (8 of the flood, 1 client)", got)
+	}
+	if got := metric(t, reg, "durachord_api_connections_rejected_total"); got != 0 {
+		t.Errorf("connections_rejected_total = %v; want 0 (idle connections make room)", got)
+	}
+}
+
+func TestFirstByteTimeout(t *testing.T) {
+	cfg, reg := testConfig(t)
+	cfg.FirstByteTimeout = 50 * time.Millisecond
+	_, addr := apitest.Serve(t, cfg, apitest.NewMemService())
+	silent := dialRaw(t, addr)
+	silent.expectClosed()
+	if got := metric(t, reg, "durachord_api_first_byte_timeouts_total"); got != 1 {
+		t.Errorf("first_byte_timeouts_total = %v; want 1", got)
+	}
+	// A connection that spoke stays open past FirstByteTimeout: between
+	// messages IdleTimeout applies.
+	c := dialRaw(t, addr)
+	c.send(api.Get{Key: key("k")})
+	c.read()
+	time.Sleep(3 * cfg.FirstByteTimeout) // the span the connection must survive
+	c.send(api.Get{Key: key("k")})
+	c.read()
+}
+
+// budgetService records the bytes of values inside Put at once.
+type budgetService struct {
+	*apitest.MemService
+	mu         sync.Mutex // guards inside, peak
+	inside     int
+	peak       int
+	insideWork time.Duration
+}
+
+func (s *budgetService) Put(ctx context.Context, p api.Put) error {
+	s.mu.Lock()
+	s.inside += len(p.Value)
+	s.peak = max(s.peak, s.inside)
+	s.mu.Unlock()
+	time.Sleep(s.insideWork) // the time a store takes: lets PUTs pile up
+	s.mu.Lock()
+	s.inside -= len(p.Value)
+	s.mu.Unlock()
+	return s.MemService.Put(ctx, p)
+}
+
+func TestByteBudgetBackPressureWithoutLoss(t *testing.T) {
+	cfg, reg := testConfig(t)
+	cfg.MaxRequestBytes = 3 * api.MaxMessageSize
+	cfg.MaxInFlight = 16
+	svc := &budgetService{MemService: apitest.NewMemService(), insideWork: 2 * time.Millisecond}
+	_, addr := apitest.Serve(t, cfg, svc)
+	const conns, perConn = 8, 12
+	value := func(c, i int) []byte {
+		v := make([]byte, api.MaxValueSize)
+		copy(v, fmt.Sprintf("value %d/%d", c, i))
+		return v
+	}
+	var wg sync.WaitGroup
+	for c := range conns {
+		rc := dialRaw(t, addr)
+		var b []byte
+		for i := range perConn {
+			b = api.Put{Key: key(fmt.Sprint(c, "/", i)), Value: value(c, i)}.AppendTo(b)
+		}
+		wg.Go(func() {
+			// All at once: the server reads them as the budget allows.
+			if _, err := rc.nc.Write(b); err != nil {
+				t.Errorf("write PUTs of connection %d: %v", c, err)
+			}
+		})
+	}
+	wg.Wait()
+	c := dialRaw(t, addr)
+	for cn := range conns {
+		for i := range perConn {
+			k := key(fmt.Sprint(cn, "/", i))
+			var m api.Message
+			// PUTs of another connection may still be in progress: poll.
+			waitFor(t, fmt.Sprintf("PUT %d/%d readable", cn, i), func() bool {
+				c.send(api.Get{Key: k})
+				m = c.read()
+				return m.Type() == api.TypeSuccess
+			})
+			if want := (api.Success{Key: k, Value: value(cn, i)}); !equalMsg(m, want) {
+				t.Fatalf("GET %d/%d = %d bytes; want the value PUT", cn, i, len(m.(api.Success).Value))
+			}
+		}
+	}
+	svc.mu.Lock()
+	peak := svc.peak
+	svc.mu.Unlock()
+	if peak > int(cfg.MaxRequestBytes) {
+		t.Errorf("service held %d bytes of values at once; want at most the budget %d", peak, cfg.MaxRequestBytes)
+	}
+	if got := metric(t, reg, "durachord_api_request_bytes_waits_total"); got == 0 {
+		t.Errorf("request_bytes_waits_total = 0; want reading to have waited for the budget")
+	}
+	if got := metric(t, reg, "durachord_api_requests_total", "type", "put", "outcome", "success"); got != conns*perConn {
+		t.Errorf("requests_total{put,success} = %v; want %d", got, conns*perConn)
+	}
+}
