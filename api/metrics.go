@@ -29,9 +29,9 @@ const (
 )
 
 type metrics struct {
-	requests    *prometheus.CounterVec   // type, outcome
-	latency     *prometheus.HistogramVec // type
-	violations  *prometheus.CounterVec   // reason
+	requests     *prometheus.CounterVec   // type, outcome
+	latency      *prometheus.HistogramVec // type
+	violations   *prometheus.CounterVec   // reason
 	openConns    prometheus.Gauge
 	rejected     *prometheus.CounterVec // reason
 	evicted      *prometheus.CounterVec // reason
@@ -39,7 +39,7 @@ type metrics struct {
 	silentClosed prometheus.Counter
 	budgetHeld   prometheus.GaugeFunc
 	budgetWaits  prometheus.CounterFunc
-	writeErrors prometheus.Counter
+	writeErrors  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, budget *netutil.Budget) (*metrics, error) {

@@ -130,10 +130,10 @@ type Server struct {
 	// MaxRequestBytes.
 	limiter *netutil.Limiter
 	budget  *netutil.Budget
-	m      *metrics
-	ctx    context.Context // ends at Close: Service calls end with it
-	cancel context.CancelFunc
-	conns  sync.WaitGroup // one per connection goroutine
+	m       *metrics
+	ctx     context.Context // ends at Close: Service calls end with it
+	cancel  context.CancelFunc
+	conns   sync.WaitGroup // one per connection goroutine
 
 	mu        sync.Mutex // guards listeners, active, shutdown
 	listeners map[net.Listener]struct{}
