@@ -344,3 +344,13 @@ func sourceString(p netip.Prefix) string {
 	}
 	return p.String()
 }
+
+// Sample records an event about a connection from remote (a refused
+// handshake, say) and reports whether to log it: at most once per
+// LogInterval per source address, with the number of events since the last
+// line, this one included.
+func (l *Limiter) Sample(remote net.Addr) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.noteLocked(sourceKey(remote))
+}
