@@ -174,16 +174,26 @@ func (s *Server) accept(raw net.Conn) {
 		return
 	}
 	sc := &serverConn{raw: raw}
+	// Not under s.mu: the limiter may evict another connection (s.evict).
 	slot, ok := s.limiter.Admit(raw.RemoteAddr(), func() { s.evict(sc) })
 	if !ok {
 		_ = raw.Close() // refused (counted and logged by the limiter)
 		return
 	}
 	sc.slot = slot
+	// Added under s.mu, where Close sets shuttingDown before it waits.
+	s.mu.Lock()
+	if s.shuttingDown {
+		s.mu.Unlock()
+		slot.Release()
+		_ = raw.Close()
+		return
+	}
 	s.connWG.Go(func() {
 		defer slot.Release()
 		s.serveConn(sc)
 	})
+	s.mu.Unlock()
 }
 
 // evict closes an idle connection to make room for a new one.
