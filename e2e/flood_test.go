@@ -41,6 +41,10 @@ func raiseFileLimit(t *testing.T, need uint64) {
 	}
 }
 
+// floodMaxDials bounds the connections one flood opens: at one per
+// floodRedialEvery, some 30 s of flooding.
+const floodMaxDials = 30 * floodConns
+
 // floodRedialEvery spaces the flood's new connections after the first
 // count: at most one per interval over the whole flood.
 const floodRedialEvery = time.Millisecond
@@ -163,7 +167,7 @@ func TestIdleConnectionFloodLocksNobodyOut(t *testing.T) {
 
 	// The client API: 1,100 idle connections from one address, reopened as
 	// the node closes them.
-	apiFlood := startFlood(t, n0.API, floodConns, 10*floodConns)
+	apiFlood := startFlood(t, n0.API, floodConns, floodMaxDials)
 	for i := range 3 {
 		servedWithin1s(t, n0, fmt.Sprintf("during the api flood %d", i))
 	}
@@ -177,13 +181,13 @@ func TestIdleConnectionFloodLocksNobodyOut(t *testing.T) {
 	apiFlood.Stop()
 
 	// The p2p port: the same, then a new node joins through the flooded node.
-	p2pFlood := startFlood(t, n0.P2P, floodConns, 10*floodConns)
+	p2pFlood := startFlood(t, n0.P2P, floodConns, floodMaxDials)
 	servedWithin1s(t, n0, "during the p2p flood")
 	n1 := c.NewNode(NodeOptions{})
 	n1.Start(n0.P2P)
-	// Before, the flood held every slot for the 10 s handshake timeout, and
-	// took them again as they were freed.
-	jctx, jcancel := context.WithTimeout(ctx, 8*time.Second)
+	// Before, the flood held every slot for the 10 s handshake timeout and
+	// took them again as they were freed, for as long as it went on.
+	jctx, jcancel := context.WithTimeout(ctx, 15*time.Second)
 	defer jcancel()
 	c.WaitStable(jctx)
 	servedWithin1s(t, n1, "through the new node during the p2p flood")

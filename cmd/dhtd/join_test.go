@@ -100,3 +100,23 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond) // polling interval
 	}
 }
+
+// TestSecondSignalWatcherEnds: the watcher started for a graceful leave
+// ignores SIGHUP and ends when stopped, so that serve leaves no goroutine
+// behind.
+func TestSecondSignalWatcherEnds(t *testing.T) {
+	d := &daemon{log: newLogger(config.Default(), &syncBuffer{})}
+	sigs := make(chan os.Signal, 1)
+	stop := d.watchSecondSignal(sigs)
+	sigs <- syscall.SIGHUP // ignored: a reload during the leave
+	stopped := make(chan struct{})
+	go func() {
+		stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second-signal watcher did not end within 10 s of being stopped")
+	}
+}

@@ -78,7 +78,7 @@ func serve(ctx context.Context, cfg config.Config, reload func() (config.Config,
 	// configuration: a SIGHUP reload replaces d.cfg meanwhile.
 	joined := make(chan error, 1)
 	joinCfg := d.cfg.Clone()
-	go func() { joined <- d.join(runCtx, joinCfg) }()
+	wg.Go(func() { joined <- d.join(runCtx, joinCfg) })
 	for waiting := true; waiting; {
 		select {
 		case err := <-joined:
