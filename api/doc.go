@@ -59,9 +59,10 @@
 // limit, and is accepted and closed at once when none is idle (internal/
 // netutil's Limiter). At most Config.MaxInFlight requests (GETs and PUTs) are
 // in progress per connection, a GET until its reply is written, and at most
-// Config.MaxRequestBytes of PUT messages over all connections, each until it
-// is carried out; at either limit the server stops reading from the
-// connection (back-pressure) and never drops a request.
+// Config.MaxRequestBytes of PUT messages over all connections (and
+// Config.MaxRequestBytesPerAddress over those of one source address), each
+// until it is carried out; at any of these limits the server stops reading
+// from the connection (back-pressure) and never drops a request.
 //
 // Server.Shutdown stops accepting, stops reading new messages, serves the
 // requests already read, writes their replies and then closes each

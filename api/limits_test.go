@@ -146,3 +146,82 @@ func TestByteBudgetBackPressureWithoutLoss(t *testing.T) {
 		t.Errorf("requests_total{put,success} = %v; want %d", got, conns*perConn)
 	}
 }
+
+// hogService holds the PUTs of keys that start with "hog" until release is
+// closed, and counts how many it holds at once.
+type hogService struct {
+	*apitest.MemService
+	release chan struct{}
+	mu      sync.Mutex // guards inside, peak
+	inside  int
+	peak    int
+}
+
+func (s *hogService) Put(ctx context.Context, p api.Put) error {
+	if string(p.Key[:3]) == "hog" {
+		s.mu.Lock()
+		s.inside++
+		s.peak = max(s.peak, s.inside)
+		s.mu.Unlock()
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+		}
+		s.mu.Lock()
+		s.inside--
+		s.mu.Unlock()
+	}
+	return s.MemService.Put(ctx, p)
+}
+
+func (s *hogService) held() (inside, peak int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inside, s.peak
+}
+
+func TestByteBudgetPerAddress(t *testing.T) {
+	cfg, reg := testConfig(t)
+	cfg.MaxRequestBytesPerAddress = 2 * api.MaxMessageSize
+	cfg.RequestTimeout = time.Minute // the hog's PUTs wait for the test, not the clock
+	svc := &hogService{MemService: apitest.NewMemService(), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(svc.release) }) }
+	_, addr := apitest.Serve(t, cfg, svc)
+	t.Cleanup(release) // registered after Serve's: runs before the server closes
+	const hogConns, perConn = 5, 2
+	value := make([]byte, api.MaxValueSize)
+	for c := range hogConns {
+		nc := dialFrom(t, "127.0.0.66", addr)
+		var b []byte
+		for i := range perConn {
+			b = api.Put{Key: key(fmt.Sprint("hog", c, "/", i)), Value: value}.AppendTo(b)
+		}
+		if _, err := nc.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "two of the hog's PUTs in the service and the rest waiting", func() bool {
+		inside, _ := svc.held()
+		return inside == 2 && metric(t, reg, "durachord_api_request_bytes_waits_total") > 0
+	})
+	// Another address is not held up by the hog's spent budget.
+	c := dialRaw(t, addr)
+	c.send(api.Put{Key: key("mine"), Value: []byte("v")}, api.Get{Key: key("mine")})
+	if m, want := c.read(), (api.Success{Key: key("mine"), Value: []byte("v")}); !equalMsg(m, want) {
+		t.Fatalf("GET from 127.0.0.1 while 127.0.0.66 holds its budget = %v; want %v", m, want)
+	}
+	if _, peak := svc.held(); peak > 2 {
+		t.Errorf("the service held %d of one address's PUTs at once; want at most 2 (its budget)", peak)
+	}
+	release()
+	for cn := range hogConns {
+		for i := range perConn {
+			k := key(fmt.Sprint("hog", cn, "/", i))
+			waitFor(t, fmt.Sprintf("hog PUT %d/%d readable", cn, i), func() bool {
+				c.send(api.Get{Key: k})
+				return c.read().Type() == api.TypeSuccess
+			})
+		}
+	}
+}

@@ -42,7 +42,7 @@ type metrics struct {
 	writeErrors  prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, budget *netutil.Budget) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, budget *netutil.Budget, sources *netutil.SourceBudgets) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durachord_api_requests_total",
@@ -83,8 +83,8 @@ func newMetrics(reg prometheus.Registerer, budget *netutil.Budget) (*metrics, er
 		}, func() float64 { return float64(budget.Held()) }),
 		budgetWaits: prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "durachord_api_request_bytes_waits_total",
-			Help: "Times a connection stopped reading because MaxRequestBytes were held by requests in progress.",
-		}, func() float64 { return float64(budget.Waits()) }),
+			Help: "Times a connection stopped reading because MaxRequestBytes, or MaxRequestBytesPerAddress of its source address, were held by requests in progress.",
+		}, func() float64 { return float64(budget.Waits() + sources.Waits()) }),
 		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "durachord_api_write_errors_total",
 			Help: "Client connections closed because a reply could not be written.",

@@ -54,6 +54,10 @@ type Config struct {
 	// (it is not read) until enough is released; nothing is dropped. At
 	// least MaxMessageSize, so that any one message fits. Default 64 MiB.
 	MaxRequestBytes int64
+	// MaxRequestBytesPerAddress is the same bound over the connections of
+	// one source address, so that one address cannot hold the whole of
+	// MaxRequestBytes. At least MaxMessageSize. Default 16 MiB.
+	MaxRequestBytesPerAddress int64
 	// MaxInFlight is the number of requests (GETs and PUTs) in progress per
 	// connection; a GET counts until its reply is written. At the limit the
 	// server stops reading from the connection. Default 64.
@@ -86,10 +90,12 @@ func DefaultConfig() Config {
 		FirstByteTimeout:   2 * time.Second,
 		MaxRequestBytes:    64 << 20,
 		MaxInFlight:        64,
-		ReadTimeout:        10 * time.Second,
-		IdleTimeout:        5 * time.Minute,
-		RequestTimeout:     5 * time.Second,
-		WriteTimeout:       10 * time.Second,
+		// 16 MiB: a quarter of MaxRequestBytes.
+		MaxRequestBytesPerAddress: 16 << 20,
+		ReadTimeout:               10 * time.Second,
+		IdleTimeout:               5 * time.Minute,
+		RequestTimeout:            5 * time.Second,
+		WriteTimeout:              10 * time.Second,
 	}
 }
 
@@ -115,6 +121,9 @@ func (c Config) Validate() error {
 	if c.MaxRequestBytes < MaxMessageSize {
 		return fmt.Errorf("api: config: MaxRequestBytes %d: must be at least %d (one message)", c.MaxRequestBytes, MaxMessageSize)
 	}
+	if c.MaxRequestBytesPerAddress < MaxMessageSize {
+		return fmt.Errorf("api: config: MaxRequestBytesPerAddress %d: must be at least %d (one message)", c.MaxRequestBytesPerAddress, MaxMessageSize)
+	}
 	return nil
 }
 
@@ -127,9 +136,10 @@ type Server struct {
 	svc    Service
 	log    hclog.Logger
 	// limiter keeps MaxConns and MaxConnsPerAddress; budget keeps
-	// MaxRequestBytes.
+	// MaxRequestBytes, sources MaxRequestBytesPerAddress.
 	limiter *netutil.Limiter
 	budget  *netutil.Budget
+	sources *netutil.SourceBudgets
 	m       *metrics
 	ctx     context.Context // ends at Close: Service calls end with it
 	cancel  context.CancelFunc
@@ -157,7 +167,11 @@ func NewServer(cfg Config, svc Service) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Metrics, budget)
+	sources, err := netutil.NewSourceBudgets(cfg.MaxRequestBytesPerAddress)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Metrics, budget, sources)
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +192,7 @@ func NewServer(cfg Config, svc Service) (*Server, error) {
 		log:       cfg.Logger,
 		limiter:   limiter,
 		budget:    budget,
+		sources:   sources,
 		m:         m,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -260,12 +275,15 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	c.slot = slot
+	var closeBudget func()
+	c.addrBudget, closeBudget = s.sources.Open(nc.RemoteAddr())
 	s.active[c] = struct{}{}
 	s.conns.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.conns.Done()
-		c.serve()
+		c.serve() // returns once every request of c is finished
+		closeBudget()
 		slot.Release()
 		s.mu.Lock()
 		delete(s.active, c)
@@ -357,12 +375,14 @@ type pendingPut struct {
 
 // conn is one client connection.
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	slot   *netutil.Slot // busy while a message is read or a request is in progress
-	remote string
-	ctx    context.Context // ends on abort: GETs in progress end with it
-	cancel context.CancelFunc
+	s    *Server
+	nc   net.Conn
+	slot *netutil.Slot // busy while a message is read or a request is in progress
+	// addrBudget is the byte budget of the connection's source address.
+	addrBudget *netutil.Budget
+	remote     string
+	ctx        context.Context // ends on abort: GETs in progress end with it
+	cancel     context.CancelFunc
 
 	sem     chan struct{} // one token per request in progress
 	replies chan Message  // GET replies for the writer; cap MaxInFlight
@@ -530,40 +550,64 @@ func (c *conn) readRequest(br *bufio.Reader, lim *Config) error {
 	if err := CheckHeader(size, Type(binary.BigEndian.Uint16(hdr[2:]))); err != nil {
 		return err
 	}
-	held, err := c.s.budget.Acquire(c.ctx, size)
+	held, err := c.acquireBytes(size)
 	if err != nil {
 		return errStopped // aborted while waiting
 	}
 	// The wait may have been long: the rest of the message has ReadTimeout
 	// from now.
 	if err := c.setReadDeadline(lim.ReadTimeout); err != nil {
-		c.s.budget.Release(held)
+		c.releaseBytes(held)
 		return err
 	}
 	m, err := ReadMessage(br)
 	if err != nil {
-		c.s.budget.Release(held)
+		c.releaseBytes(held)
 		return c.readError(err)
 	}
 	start := time.Now()
 	switch m := m.(type) {
 	case Put:
 		if !c.acquire() {
-			c.s.budget.Release(held)
+			c.releaseBytes(held)
 			return errStopped
 		}
 		c.startPut(m, start, held)
 	case Get:
-		c.s.budget.Release(held) // the key is copied into m: nothing is held
+		c.releaseBytes(held) // the key is copied into m: nothing is held
 		if !c.acquire() {
 			return errStopped
 		}
 		c.startGet(m, start)
 	default:
-		c.s.budget.Release(held)
+		c.releaseBytes(held)
 		return fmt.Errorf("%w: %v from a client", ErrUnexpectedType, m.Type())
 	}
 	return nil
+}
+
+// heldBytes is what one message took from the byte budgets.
+type heldBytes struct{ addr, all int64 }
+
+// acquireBytes takes n bytes from the address's budget, then from the
+// server's (waiting on the server's while holding the address's share only
+// delays that address).
+func (c *conn) acquireBytes(n int) (heldBytes, error) {
+	addr, err := c.addrBudget.Acquire(c.ctx, n)
+	if err != nil {
+		return heldBytes{}, err
+	}
+	all, err := c.s.budget.Acquire(c.ctx, n)
+	if err != nil {
+		c.addrBudget.Release(addr)
+		return heldBytes{}, err
+	}
+	return heldBytes{addr: addr, all: all}, nil
+}
+
+func (c *conn) releaseBytes(h heldBytes) {
+	c.s.budget.Release(h.all)
+	c.addrBudget.Release(h.addr)
 }
 
 // readError classifies an error reading a started message.
@@ -602,7 +646,7 @@ func (c *conn) release(n int) {
 
 // startPut carries out p; held is what its message took from the byte
 // budget, given back once the PUT is done.
-func (c *conn) startPut(p Put, start time.Time, held int64) {
+func (c *conn) startPut(p Put, start time.Time, held heldBytes) {
 	s := c.s
 	e := &pendingPut{done: make(chan struct{})}
 	c.mu.Lock()
@@ -611,7 +655,7 @@ func (c *conn) startPut(p Put, start time.Time, held int64) {
 	c.mu.Unlock()
 	c.run(func() {
 		defer c.release(1)
-		defer s.budget.Release(held)
+		defer c.releaseBytes(held)
 		if prev != nil {
 			<-prev.done // bounded by RequestTimeout
 		}

@@ -69,6 +69,9 @@ type APIConfig struct {
 	// (back-pressure, nothing is dropped). At least 65535. Default 67108864
 	// (64 MiB).
 	MaxRequestBytes int `toml:"max_request_bytes"`
+	// MaxRequestBytesPerAddress is the same bound over the connections of
+	// one source address. At least 65535. Default 16777216 (16 MiB).
+	MaxRequestBytesPerAddress int `toml:"max_request_bytes_per_address"`
 	// MaxInFlight is the most requests (GETs and PUTs) in progress per
 	// connection; beyond it the server stops reading from that connection
 	// (back-pressure). Default 64.
@@ -198,9 +201,11 @@ func Default() Config {
 			FirstByteTimeout:   D(2 * time.Second),
 			MaxRequestBytes:    64 << 20,
 			MaxInFlight:        64,
-			ReadTimeout:        D(10 * time.Second),
-			IdleTimeout:        D(5 * time.Minute),
-			RequestTimeout:     D(5 * time.Second),
+			// A quarter of MaxRequestBytes.
+			MaxRequestBytesPerAddress: 16 << 20,
+			ReadTimeout:               D(10 * time.Second),
+			IdleTimeout:               D(5 * time.Minute),
+			RequestTimeout:            D(5 * time.Second),
 		},
 		Ring: RingConfig{
 			SuccessorListLen:         8,

@@ -117,6 +117,7 @@ func (c Config) checkAPI() error {
 		atLeast("api.max_conns_per_address", a.MaxConnsPerAddress, 1),
 		positive("api.first_byte_timeout", a.FirstByteTimeout),
 		atLeast("api.max_request_bytes", a.MaxRequestBytes, MinAPIRequestBytes),
+		atLeast("api.max_request_bytes_per_address", a.MaxRequestBytesPerAddress, MinAPIRequestBytes),
 		atLeast("api.max_in_flight", a.MaxInFlight, 1),
 		positive("api.read_timeout", a.ReadTimeout),
 		positive("api.idle_timeout", a.IdleTimeout),

@@ -274,6 +274,7 @@ func apiConfig(cfg config.Config) api.Config {
 	a.MaxConnsPerAddress = cfg.API.MaxConnsPerAddress
 	a.FirstByteTimeout = cfg.API.FirstByteTimeout.Duration
 	a.MaxRequestBytes = int64(cfg.API.MaxRequestBytes)
+	a.MaxRequestBytesPerAddress = int64(cfg.API.MaxRequestBytesPerAddress)
 	a.MaxInFlight = cfg.API.MaxInFlight
 	a.ReadTimeout = cfg.API.ReadTimeout.Duration
 	a.IdleTimeout = cfg.API.IdleTimeout.Duration

@@ -94,3 +94,42 @@ func TestFirstByte(t *testing.T) {
 		t.Errorf("read %q, %v after FirstByte; want \"hello\"", buf, err)
 	}
 }
+
+func TestSourceBudgetsArePerAddress(t *testing.T) {
+	ctx := context.Background()
+	s, err := NewSourceBudgets(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1, closeA1 := s.Open(&net.TCPAddr{IP: net.ParseIP("127.0.0.66"), Port: 1})
+	a2, closeA2 := s.Open(&net.TCPAddr{IP: net.ParseIP("127.0.0.66"), Port: 2})
+	b, closeB := s.Open(&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 1})
+	if a1 != a2 || a1 == b {
+		t.Fatal("two connections of one address got different budgets, or two addresses the same one")
+	}
+	w, _ := a1.Acquire(ctx, 10)
+	if _, err := b.Acquire(ctx, 10); err != nil {
+		t.Fatalf("another address's budget = %v with 127.0.0.66's spent; want its own 10 bytes", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	if _, err := a2.Acquire(short, 1); err == nil {
+		t.Fatal("a second connection of 127.0.0.66 acquired beyond the address's budget")
+	}
+	a1.Release(w)
+	closeA1()
+	closeA1() // idempotent
+	if a3, closeA3 := s.Open(&net.TCPAddr{IP: net.ParseIP("127.0.0.66"), Port: 3}); a3 != a2 {
+		t.Error("a new connection while another of the address is open got a new budget")
+	} else {
+		closeA3()
+	}
+	closeA2()
+	closeB()
+	if n := len(s.m); n != 0 {
+		t.Errorf("%d budgets kept after every connection closed; want 0", n)
+	}
+	if s.Waits() < 1 {
+		t.Errorf("Waits() = %d; want the wait of the closed budget counted", s.Waits())
+	}
+}
