@@ -546,19 +546,22 @@ func (c *conn) readRequest(br *bufio.Reader, lim *Config) error {
 	if err != nil {
 		return c.readError(err)
 	}
-	size := int(binary.BigEndian.Uint16(hdr))
-	if err := CheckHeader(size, Type(binary.BigEndian.Uint16(hdr[2:]))); err != nil {
+	size, t := int(binary.BigEndian.Uint16(hdr)), Type(binary.BigEndian.Uint16(hdr[2:]))
+	if err := CheckHeader(size, t); err != nil {
 		return err
 	}
-	held, err := c.acquireBytes(size)
-	if err != nil {
-		return errStopped // aborted while waiting
-	}
-	// The wait may have been long: the rest of the message has ReadTimeout
-	// from now.
-	if err := c.setReadDeadline(lim.ReadTimeout); err != nil {
-		c.releaseBytes(held)
-		return err
+	// Only a PUT holds its bytes: a GET's key is copied out as it is parsed.
+	var held heldBytes
+	if t == TypePut {
+		if held, err = c.acquireBytes(size); err != nil {
+			return errStopped // aborted while waiting
+		}
+		// The wait may have been long: the rest of the message has
+		// ReadTimeout from now.
+		if err := c.setReadDeadline(lim.ReadTimeout); err != nil {
+			c.releaseBytes(held)
+			return err
+		}
 	}
 	m, err := ReadMessage(br)
 	if err != nil {
@@ -574,7 +577,6 @@ func (c *conn) readRequest(br *bufio.Reader, lim *Config) error {
 		}
 		c.startPut(m, start, held)
 	case Get:
-		c.releaseBytes(held) // the key is copied into m: nothing is held
 		if !c.acquire() {
 			return errStopped
 		}

@@ -1,11 +1,11 @@
 package netutil
 
 import (
-	"container/list"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -82,7 +82,7 @@ type Limiter struct {
 	max     int
 	perAddr int
 	total   int
-	idle    list.List // of *Slot, longest idle first
+	idle    idleList // longest idle first
 	addrs   map[netip.Prefix]*addrConns
 	logged  map[netip.Prefix]*logState
 }
@@ -90,7 +90,7 @@ type Limiter struct {
 // addrConns are the connections of one source address.
 type addrConns struct {
 	n    int
-	idle list.List // of *Slot, longest idle first
+	idle idleList // longest idle first
 }
 
 // logState is when an address was last logged about, and what happened to
@@ -105,11 +105,16 @@ type Slot struct {
 	l     *Limiter
 	key   netip.Prefix
 	close func()
+	// busy is the work in progress. Add changes it without l.mu and takes
+	// l.mu only when it moves between zero and more, to move the slot in or
+	// out of the idle lists.
+	busy atomic.Int64
 	// Guarded by l.mu.
-	busy     int
-	gone     bool          // released or evicted
-	idleAt   *list.Element // in l.idle; nil while busy
-	inAddrAt *list.Element // in the address's idle list; nil while busy
+	gone bool // released or evicted
+	idle bool // in the idle lists
+	// links places the slot in the server's idle list (0) and its
+	// address's (1).
+	links [2]link
 }
 
 // NewLimiter returns a limiter with cfg's limits.
@@ -125,6 +130,7 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 		now:      cfg.now,
 		max:      cfg.MaxConns,
 		perAddr:  cfg.MaxConnsPerAddress,
+		idle:     idleList{which: 0},
 		addrs:    make(map[netip.Prefix]*addrConns),
 		logged:   make(map[netip.Prefix]*logState),
 	}
@@ -170,7 +176,7 @@ func (l *Limiter) Admit(remote net.Addr, closeConn func()) (*Slot, bool) {
 	l.mu.Lock()
 	a := l.addrs[key]
 	if a == nil {
-		a = &addrConns{}
+		a = &addrConns{idle: idleList{which: 1}}
 		l.addrs[key] = a
 	}
 	var victim *Slot
@@ -178,14 +184,10 @@ func (l *Limiter) Admit(remote net.Addr, closeConn func()) (*Slot, bool) {
 	switch {
 	case l.perAddr < l.max && a.n >= l.perAddr:
 		reason = ReasonAddress
-		if e := a.idle.Front(); e != nil {
-			victim = e.Value.(*Slot)
-		}
+		victim = firstIdle(&a.idle)
 	case l.total >= l.max:
 		reason = ReasonTotal
-		if e := l.idle.Front(); e != nil {
-			victim = e.Value.(*Slot)
-		}
+		victim = firstIdle(&l.idle)
 	}
 	if reason != "" && victim == nil {
 		if a.n == 0 {
@@ -254,16 +256,31 @@ func (l *Limiter) noteLocked(key netip.Prefix) (bool, int) {
 	return true, events
 }
 
+// firstIdle returns the slot idle longest in idle, skipping slots that have
+// just become busy and not yet left the list.
+func firstIdle(idle *idleList) *Slot {
+	for s := idle.front; s != nil; s = s.links[idle.which].next {
+		if s.busy.Load() <= 0 {
+			return s
+		}
+	}
+	return nil
+}
+
 func (l *Limiter) setIdleLocked(s *Slot) {
-	s.idleAt = l.idle.PushBack(s)
-	s.inAddrAt = l.addrs[s.key].idle.PushBack(s)
+	if s.idle {
+		return
+	}
+	s.idle = true
+	l.idle.pushBack(s)
+	l.addrs[s.key].idle.pushBack(s)
 }
 
 func (l *Limiter) clearIdleLocked(s *Slot) {
-	if s.idleAt != nil {
-		l.idle.Remove(s.idleAt)
-		l.addrs[s.key].idle.Remove(s.inAddrAt)
-		s.idleAt, s.inAddrAt = nil, nil
+	if s.idle {
+		s.idle = false
+		l.idle.remove(s)
+		l.addrs[s.key].idle.remove(s)
 	}
 }
 
@@ -286,18 +303,22 @@ func (l *Limiter) releaseLocked(s *Slot) {
 // busy, and is never closed to make room; with none it is idle, and joins
 // the end of the idle lists.
 func (s *Slot) Add(delta int) {
+	n := s.busy.Add(int64(delta))
+	if was := n - int64(delta); (was > 0) == (n > 0) {
+		return // still busy, or still idle: the lists stay as they are
+	}
 	l := s.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if s.gone {
 		return
 	}
-	was := s.busy
-	s.busy = max(0, s.busy+delta)
-	switch {
-	case was == 0 && s.busy > 0:
+	// Another Add may have moved busy since: set the lists from its value
+	// now. The last Add of a change of state to take the lock sets them
+	// right.
+	if s.busy.Load() > 0 {
 		l.clearIdleLocked(s)
-	case was > 0 && s.busy == 0:
+	} else {
 		l.setIdleLocked(s)
 	}
 }
@@ -353,4 +374,40 @@ func (l *Limiter) Sample(remote net.Addr) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.noteLocked(sourceKey(remote))
+}
+
+// link is a slot's place in one idle list.
+type link struct{ prev, next *Slot }
+
+// idleList is a list of slots threaded through their links[which], so that
+// a connection going idle and busy again allocates nothing.
+type idleList struct {
+	which       int
+	front, back *Slot
+}
+
+func (q *idleList) pushBack(s *Slot) {
+	k := &s.links[q.which]
+	k.prev, k.next = q.back, nil
+	if q.back != nil {
+		q.back.links[q.which].next = s
+	} else {
+		q.front = s
+	}
+	q.back = s
+}
+
+func (q *idleList) remove(s *Slot) {
+	k := &s.links[q.which]
+	if k.prev != nil {
+		k.prev.links[q.which].next = k.next
+	} else {
+		q.front = k.next
+	}
+	if k.next != nil {
+		k.next.links[q.which].prev = k.prev
+	} else {
+		q.back = k.prev
+	}
+	*k = link{}
 }

@@ -2,7 +2,10 @@ package netutil
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -194,5 +197,64 @@ func TestLimiterSetLimits(t *testing.T) {
 	a.slot.Add(1)
 	if h.admit("10.1.1.1", "b") != nil {
 		t.Error("admitted a second busy-blocked connection after the per-address limit was lowered to 1")
+	}
+}
+
+// TestLimiterIdleListsStayConsistent: after a random run of busy, idle and
+// release events, the idle lists hold exactly the open idle slots, in the
+// order they became idle.
+func TestLimiterIdleListsStayConsistent(t *testing.T) {
+	h := newLimiterHarness(t, 1000, 1000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var open []*fakeConn
+	var order []*Slot // idle slots, longest idle first
+	drop := func(s *Slot) {
+		order = slices.DeleteFunc(order, func(o *Slot) bool { return o == s })
+	}
+	for i := range 5000 {
+		switch r := rng.IntN(10); {
+		case r < 3 || len(open) == 0:
+			c := h.admit(fmt.Sprintf("10.0.%d.%d", rng.IntN(2), rng.IntN(4)), "c")
+			open = append(open, c)
+			order = append(order, c.slot)
+		case r < 6:
+			c := open[rng.IntN(len(open))]
+			if c.slot.busy.Load() == 0 {
+				c.slot.Add(1)
+				drop(c.slot)
+			} else {
+				c.slot.Add(-1)
+				if c.slot.busy.Load() == 0 {
+					order = append(order, c.slot)
+				}
+			}
+		default:
+			j := rng.IntN(len(open))
+			open[j].slot.Release()
+			drop(open[j].slot)
+			open = slices.Delete(open, j, j+1)
+		}
+		var got []*Slot
+		for s := h.l.idle.front; s != nil; s = s.links[0].next {
+			got = append(got, s)
+		}
+		if !slices.Equal(got, order) {
+			t.Fatalf("step %d: idle list has %d slots; want %d, in the order they became idle", i, len(got), len(order))
+		}
+		for key, a := range h.l.addrs {
+			n := 0
+			for s := a.idle.front; s != nil; s = s.links[1].next {
+				if s.key != key || !s.idle {
+					t.Fatalf("step %d: address list of %v holds a slot of %v (idle %v)", i, key, s.key, s.idle)
+				}
+				n++
+			}
+			if n > a.n {
+				t.Fatalf("step %d: %v has %d idle of %d open", i, key, n, a.n)
+			}
+		}
+	}
+	if h.l.Open() != len(open) {
+		t.Errorf("Open() = %d; want %d", h.l.Open(), len(open))
 	}
 }
