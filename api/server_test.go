@@ -505,8 +505,13 @@ func TestSetLimits(t *testing.T) {
 	c2 := dialRaw(t, addr)
 	c2.send(api.Get{Key: key("b")})
 	c2.read()
+	// A connection is idle once its reply is written, which may be after
+	// the client has read it.
+	bothIdle := func() bool { return srv.IdleConns() == 2 }
+	waitFor(t, "c1 and c2 idle", bothIdle)
 	c1.send(api.Get{Key: key("a")})
 	c1.read()
+	waitFor(t, "c1 idle again, after c2", bothIdle)
 	// Lower it again: a third takes the place of the longest idle (c2), the
 	// other stays.
 	next.MaxConns = 1

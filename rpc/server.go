@@ -282,10 +282,10 @@ func (s *Server) serveConn(sc *serverConn) {
 
 	first, err := netutil.FirstByte(raw, s.cfg.FirstByteTimeout)
 	if err != nil {
-		_ = raw.Close()
 		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && s.baseCtx.Err() == nil {
-			s.sm.silent.Inc()
+			s.sm.silent.Inc() // before the close, which the peer sees
 		}
+		_ = raw.Close()
 		// A port probe, or a connection that said nothing in time.
 		s.log.Debug("connection closed before its first byte", "peer", peerAddr.String(), "error", err)
 		return

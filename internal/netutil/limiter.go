@@ -411,3 +411,14 @@ func (q *idleList) remove(s *Slot) {
 	}
 	*k = link{}
 }
+
+// Idle returns the number of idle connections.
+func (l *Limiter) Idle() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for s := l.idle.front; s != nil; s = s.links[0].next {
+		n++
+	}
+	return n
+}
