@@ -52,11 +52,17 @@
 // first byte) closes the connection at once without a reply; it is counted in
 // durachord_api_violations_total{reason} and logged at debug level with the
 // remote address. A connection with no request in progress and none received
-// for Config.IdleTimeout is closed. Connections over Config.MaxConns are
-// accepted and closed at once. At most Config.MaxInFlight requests (GETs and
-// PUTs) are in progress per connection, a GET until its reply is written; at
-// the limit the server stops reading from that connection (back-pressure)
-// and never drops a request.
+// for Config.IdleTimeout, or a new one that sends nothing for
+// Config.FirstByteTimeout, is closed. A new connection beyond Config.MaxConns,
+// or beyond Config.MaxConnsPerAddress from its source address, takes the
+// place of the connection idle longest among those counting against that
+// limit, and is accepted and closed at once when none is idle (internal/
+// netutil's Limiter). At most Config.MaxInFlight requests (GETs and PUTs) are
+// in progress per connection, a GET until its reply is written, and at most
+// Config.MaxRequestBytes of PUT messages over all connections (and
+// Config.MaxRequestBytesPerAddress over those of one source address), each
+// until it is carried out; at any of these limits the server stops reading
+// from the connection (back-pressure) and never drops a request.
 //
 // Server.Shutdown stops accepting, stops reading new messages, serves the
 // requests already read, writes their replies and then closes each

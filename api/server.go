@@ -3,17 +3,19 @@ package api
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/durachord/durachord/internal/netutil"
 )
 
 // Service is what the server serves: the node's storage and lookup.
@@ -32,9 +34,30 @@ type Service interface {
 
 // Config configures a Server. Start from DefaultConfig.
 type Config struct {
-	// MaxConns is the number of client connections served at once; more
-	// are accepted and closed at once. Default 1024.
+	// MaxConns is the number of client connections served at once. A new
+	// connection beyond it takes the place of the connection that has been
+	// idle (no request in progress, none being read) longest; when none is
+	// idle it is accepted and closed at once. Default 1024.
 	MaxConns int
+	// MaxConnsPerAddress is the number of connections served at once from
+	// one source address (an IPv4 address, an IPv6 /64), with the same rule:
+	// a new one beyond it takes the place of that address's longest idle
+	// connection, or is closed. Above MaxConns it is MaxConns. Default 256.
+	MaxConnsPerAddress int
+	// FirstByteTimeout is the time a new connection has to send the first
+	// byte of its first message; one that sends nothing is closed. Default
+	// 2s.
+	FirstByteTimeout time.Duration
+	// MaxRequestBytes bounds the bytes of the requests read and not yet
+	// finished, over all connections: a PUT holds its message size until it
+	// is carried out. A connection whose next message does not fit waits
+	// (it is not read) until enough is released; nothing is dropped. At
+	// least MaxMessageSize, so that any one message fits. Default 64 MiB.
+	MaxRequestBytes int64
+	// MaxRequestBytesPerAddress is the same bound over the connections of
+	// one source address, so that one address cannot hold the whole of
+	// MaxRequestBytes. At least MaxMessageSize. Default 16 MiB.
+	MaxRequestBytesPerAddress int64
 	// MaxInFlight is the number of requests (GETs and PUTs) in progress per
 	// connection; a GET counts until its reply is written. At the limit the
 	// server stops reading from the connection. Default 64.
@@ -62,12 +85,17 @@ type Config struct {
 // DefaultConfig returns the default configuration.
 func DefaultConfig() Config {
 	return Config{
-		MaxConns:       1024,
-		MaxInFlight:    64,
-		ReadTimeout:    10 * time.Second,
-		IdleTimeout:    5 * time.Minute,
-		RequestTimeout: 5 * time.Second,
-		WriteTimeout:   10 * time.Second,
+		MaxConns:           1024,
+		MaxConnsPerAddress: 256,
+		FirstByteTimeout:   2 * time.Second,
+		MaxRequestBytes:    64 << 20,
+		MaxInFlight:        64,
+		// 16 MiB: a quarter of MaxRequestBytes.
+		MaxRequestBytesPerAddress: 16 << 20,
+		ReadTimeout:               10 * time.Second,
+		IdleTimeout:               5 * time.Minute,
+		RequestTimeout:            5 * time.Second,
+		WriteTimeout:              10 * time.Second,
 	}
 }
 
@@ -78,6 +106,8 @@ func (c Config) Validate() error {
 		ok   bool
 	}{
 		{"MaxConns", c.MaxConns > 0},
+		{"MaxConnsPerAddress", c.MaxConnsPerAddress > 0},
+		{"FirstByteTimeout", c.FirstByteTimeout > 0},
 		{"MaxInFlight", c.MaxInFlight > 0},
 		{"ReadTimeout", c.ReadTimeout > 0},
 		{"IdleTimeout", c.IdleTimeout > 0},
@@ -87,6 +117,12 @@ func (c Config) Validate() error {
 		if !f.ok {
 			return fmt.Errorf("api: config: %s must be positive", f.name)
 		}
+	}
+	if c.MaxRequestBytes < MaxMessageSize {
+		return fmt.Errorf("api: config: MaxRequestBytes %d: must be at least %d (one message)", c.MaxRequestBytes, MaxMessageSize)
+	}
+	if c.MaxRequestBytesPerAddress < MaxMessageSize {
+		return fmt.Errorf("api: config: MaxRequestBytesPerAddress %d: must be at least %d (one message)", c.MaxRequestBytesPerAddress, MaxMessageSize)
 	}
 	return nil
 }
@@ -99,10 +135,15 @@ type Server struct {
 	limits atomic.Pointer[Config]
 	svc    Service
 	log    hclog.Logger
-	m      *metrics
-	ctx    context.Context // ends at Close: Service calls end with it
-	cancel context.CancelFunc
-	conns  sync.WaitGroup // one per connection goroutine
+	// limiter keeps MaxConns and MaxConnsPerAddress; budget keeps
+	// MaxRequestBytes, sources MaxRequestBytesPerAddress.
+	limiter *netutil.Limiter
+	budget  *netutil.Budget
+	sources *netutil.SourceBudgets
+	m       *metrics
+	ctx     context.Context // ends at Close: Service calls end with it
+	cancel  context.CancelFunc
+	conns   sync.WaitGroup // one per connection goroutine
 
 	mu        sync.Mutex // guards listeners, active, shutdown
 	listeners map[net.Listener]struct{}
@@ -122,15 +163,36 @@ func NewServer(cfg Config, svc Service) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	m, err := newMetrics(cfg.Metrics)
+	budget, err := netutil.NewBudget(cfg.MaxRequestBytes)
 	if err != nil {
 		return nil, err
+	}
+	sources, err := netutil.NewSourceBudgets(cfg.MaxRequestBytesPerAddress)
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Metrics, budget, sources)
+	if err != nil {
+		return nil, err
+	}
+	limiter, err := netutil.NewLimiter(netutil.LimiterConfig{
+		MaxConns:           cfg.MaxConns,
+		MaxConnsPerAddress: cfg.MaxConnsPerAddress,
+		Logger:             cfg.Logger.Named("api"),
+		Refused:            func(reason string) { m.rejected.WithLabelValues(reason).Inc() },
+		Evicted:            func(reason string) { m.evicted.WithLabelValues(reason).Inc() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("api: config: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:       cfg,
 		svc:       svc,
 		log:       cfg.Logger,
+		limiter:   limiter,
+		budget:    budget,
+		sources:   sources,
 		m:         m,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -142,18 +204,23 @@ func NewServer(cfg Config, svc Service) (*Server, error) {
 	return s, nil
 }
 
-// SetLimits replaces the limits and timeouts (MaxConns, MaxInFlight,
-// ReadTimeout, IdleTimeout, RequestTimeout, WriteTimeout) while the server
-// runs; the other fields of cfg are ignored. Timeouts apply from the next
-// message on, MaxConns to the next accepted connection, MaxInFlight to
-// connections accepted from now on.
+// SetLimits replaces the limits and timeouts (MaxConns,
+// MaxConnsPerAddress, FirstByteTimeout, MaxInFlight, ReadTimeout,
+// IdleTimeout, RequestTimeout, WriteTimeout) while the server runs; the other
+// fields of cfg (MaxRequestBytes among them) are ignored. Timeouts apply from
+// the next message on, the connection limits to the next accepted connection
+// (connections open beyond a lowered limit stay, but each new one takes the
+// place of an idle one), MaxInFlight to connections accepted from now on.
 func (s *Server) SetLimits(cfg Config) error {
 	next := *s.limits.Load()
-	next.MaxConns, next.MaxInFlight = cfg.MaxConns, cfg.MaxInFlight
-	next.ReadTimeout, next.IdleTimeout = cfg.ReadTimeout, cfg.IdleTimeout
+	next.MaxConns, next.MaxConnsPerAddress, next.MaxInFlight = cfg.MaxConns, cfg.MaxConnsPerAddress, cfg.MaxInFlight
+	next.FirstByteTimeout, next.ReadTimeout, next.IdleTimeout = cfg.FirstByteTimeout, cfg.ReadTimeout, cfg.IdleTimeout
 	next.RequestTimeout, next.WriteTimeout = cfg.RequestTimeout, cfg.WriteTimeout
 	if err := next.Validate(); err != nil {
 		return err
+	}
+	if err := s.limiter.SetLimits(next.MaxConns, next.MaxConnsPerAddress); err != nil {
+		return fmt.Errorf("api: config: %w", err)
 	}
 	s.limits.Store(&next)
 	return nil
@@ -183,64 +250,41 @@ func (s *Server) Serve(l net.Listener) error {
 	}()
 
 	s.log.Info("serving client api", "address", l.Addr().String())
-	var backoff time.Duration
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.isShutdown() {
-				return ErrServerClosed
-			}
-			if !temporary(err) {
-				return fmt.Errorf("api: accept: %w", err)
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Warn("accept failed; retrying", "error", err, "delay", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-s.done:
-				t.Stop()
-				return ErrServerClosed
-			}
-			continue
-		}
-		backoff = 0
-		s.accept(nc)
+	err := netutil.Serve(l, s.done, s.log, s.accept)
+	if err == nil || s.isShutdown() {
+		return ErrServerClosed
 	}
-}
-
-func temporary(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.ECONNRESET} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
+	return fmt.Errorf("api: accept: %w", err)
 }
 
 func (s *Server) accept(nc net.Conn) {
+	c := s.newConn(nc)
 	s.mu.Lock()
-	if s.shutdown || len(s.active) >= s.limits.Load().MaxConns {
-		full := !s.shutdown
+	if s.shutdown {
 		s.mu.Unlock()
-		if full {
-			s.m.rejected.Inc()
-			s.log.Debug("connection limit reached; closing new connection", "remote", nc.RemoteAddr().String(), "limit", s.limits.Load().MaxConns)
-		}
-		_ = nc.Close() // rejected; nothing was exchanged
+		c.cancel()
+		_ = nc.Close() // the server is closing; nothing was exchanged
 		return
 	}
-	c := s.newConn(nc)
+	// The limiter may close another connection (c.abort, outside its lock).
+	slot, ok := s.limiter.Admit(nc.RemoteAddr(), c.abort)
+	if !ok {
+		s.mu.Unlock()
+		c.cancel()
+		_ = nc.Close() // refused (counted and logged by the limiter)
+		return
+	}
+	c.slot = slot
+	var closeBudget func()
+	c.addrBudget, closeBudget = s.sources.Open(nc.RemoteAddr())
 	s.active[c] = struct{}{}
 	s.conns.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.conns.Done()
-		c.serve()
+		c.serve() // returns once every request of c is finished
+		closeBudget()
+		slot.Release()
 		s.mu.Lock()
 		delete(s.active, c)
 		s.mu.Unlock()
@@ -321,6 +365,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 var (
 	errStopped     = errors.New("api: connection stopped reading")
 	errIdle        = errors.New("api: connection idle")
+	errFirstByte   = errors.New("api: new connection sent nothing")
 	errReadTimeout = errors.New("api: message not completed within the read timeout")
 )
 
@@ -330,11 +375,14 @@ type pendingPut struct {
 
 // conn is one client connection.
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	remote string
-	ctx    context.Context // ends on abort: GETs in progress end with it
-	cancel context.CancelFunc
+	s    *Server
+	nc   net.Conn
+	slot *netutil.Slot // busy while a message is read or a request is in progress
+	// addrBudget is the byte budget of the connection's source address.
+	addrBudget *netutil.Budget
+	remote     string
+	ctx        context.Context // ends on abort: GETs in progress end with it
+	cancel     context.CancelFunc
 
 	sem     chan struct{} // one token per request in progress
 	replies chan Message  // GET replies for the writer; cap MaxInFlight
@@ -417,6 +465,10 @@ func (c *conn) serve() {
 		s.m.idleClosed.Inc()
 		s.log.Debug("closing idle connection", "remote", c.remote)
 		c.abort()
+	case errors.Is(err, errFirstByte):
+		s.m.silentClosed.Inc()
+		s.log.Debug("closing connection that sent nothing", "remote", c.remote)
+		c.abort()
 	case errors.Is(err, io.EOF), errors.Is(err, errStopped):
 		// Finish the requests in progress and write their replies.
 	default:
@@ -449,8 +501,13 @@ func (c *conn) isStopping() bool {
 }
 
 func (c *conn) readLoop(br *bufio.Reader) error {
-	for {
-		if err := c.setReadDeadline(c.s.limits.Load().IdleTimeout); err != nil {
+	for first := true; ; first = false {
+		lim := c.s.limits.Load()
+		wait := lim.IdleTimeout
+		if first {
+			wait = min(lim.FirstByteTimeout, wait)
+		}
+		if err := c.setReadDeadline(wait); err != nil {
 			return err
 		}
 		if _, err := br.Peek(1); err != nil {
@@ -460,40 +517,113 @@ func (c *conn) readLoop(br *bufio.Reader) error {
 			if c.isStopping() {
 				return errStopped
 			}
+			if first {
+				return errFirstByte
+			}
 			if len(c.sem) > 0 {
 				continue // requests in progress: not idle
 			}
 			return errIdle
 		}
-		if err := c.setReadDeadline(c.s.limits.Load().ReadTimeout); err != nil {
-			return err
-		}
-		m, err := ReadMessage(br)
+		c.slot.Add(1) // reading a message: not idle
+		err := c.readRequest(br, lim)
+		c.slot.Add(-1)
 		if err != nil {
-			if isTimeout(err) {
-				if c.isStopping() {
-					return errStopped
-				}
-				return fmt.Errorf("%w: %w", errReadTimeout, err)
-			}
 			return err
-		}
-		start := time.Now()
-		switch m := m.(type) {
-		case Put:
-			if !c.acquire() {
-				return errStopped
-			}
-			c.startPut(m, start)
-		case Get:
-			if !c.acquire() {
-				return errStopped
-			}
-			c.startGet(m, start)
-		default:
-			return fmt.Errorf("%w: %v from a client", ErrUnexpectedType, m.Type())
 		}
 	}
+}
+
+// readRequest reads one message and starts its request. The message's size
+// is taken from the server's byte budget before its body is read (waiting,
+// without reading, while the budget is spent) and given back when the
+// request is finished.
+func (c *conn) readRequest(br *bufio.Reader, lim *Config) error {
+	if err := c.setReadDeadline(lim.ReadTimeout); err != nil {
+		return err
+	}
+	hdr, err := br.Peek(HeaderSize)
+	if err != nil {
+		return c.readError(err)
+	}
+	size, t := int(binary.BigEndian.Uint16(hdr)), Type(binary.BigEndian.Uint16(hdr[2:]))
+	if err := CheckHeader(size, t); err != nil {
+		return err
+	}
+	// Only a PUT holds its bytes: a GET's key is copied out as it is parsed.
+	var held heldBytes
+	if t == TypePut {
+		if held, err = c.acquireBytes(size); err != nil {
+			return errStopped // aborted while waiting
+		}
+		// The wait may have been long: the rest of the message has
+		// ReadTimeout from now.
+		if err := c.setReadDeadline(lim.ReadTimeout); err != nil {
+			c.releaseBytes(held)
+			return err
+		}
+	}
+	m, err := ReadMessage(br)
+	if err != nil {
+		c.releaseBytes(held)
+		return c.readError(err)
+	}
+	start := time.Now()
+	switch m := m.(type) {
+	case Put:
+		if !c.acquire() {
+			c.releaseBytes(held)
+			return errStopped
+		}
+		c.startPut(m, start, held)
+	case Get:
+		if !c.acquire() {
+			return errStopped
+		}
+		c.startGet(m, start)
+	default:
+		c.releaseBytes(held)
+		return fmt.Errorf("%w: %v from a client", ErrUnexpectedType, m.Type())
+	}
+	return nil
+}
+
+// heldBytes is what one message took from the byte budgets.
+type heldBytes struct{ addr, all int64 }
+
+// acquireBytes takes n bytes from the address's budget, then from the
+// server's (waiting on the server's while holding the address's share only
+// delays that address).
+func (c *conn) acquireBytes(n int) (heldBytes, error) {
+	addr, err := c.addrBudget.Acquire(c.ctx, n)
+	if err != nil {
+		return heldBytes{}, err
+	}
+	all, err := c.s.budget.Acquire(c.ctx, n)
+	if err != nil {
+		c.addrBudget.Release(addr)
+		return heldBytes{}, err
+	}
+	return heldBytes{addr: addr, all: all}, nil
+}
+
+func (c *conn) releaseBytes(h heldBytes) {
+	c.s.budget.Release(h.all)
+	c.addrBudget.Release(h.addr)
+}
+
+// readError classifies an error reading a started message.
+func (c *conn) readError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF // the message had begun
+	}
+	if isTimeout(err) {
+		if c.isStopping() {
+			return errStopped
+		}
+		return fmt.Errorf("%w: %w", errReadTimeout, err)
+	}
+	return err
 }
 
 // acquire takes a request slot, waiting (and not reading) while all are
@@ -502,6 +632,7 @@ func (c *conn) readLoop(br *bufio.Reader) error {
 func (c *conn) acquire() bool {
 	select {
 	case c.sem <- struct{}{}:
+		c.slot.Add(1)
 		return true
 	case <-c.ctx.Done():
 		return false
@@ -512,9 +643,12 @@ func (c *conn) release(n int) {
 	for range n {
 		<-c.sem
 	}
+	c.slot.Add(-n)
 }
 
-func (c *conn) startPut(p Put, start time.Time) {
+// startPut carries out p; held is what its message took from the byte
+// budget, given back once the PUT is done.
+func (c *conn) startPut(p Put, start time.Time, held heldBytes) {
 	s := c.s
 	e := &pendingPut{done: make(chan struct{})}
 	c.mu.Lock()
@@ -523,6 +657,7 @@ func (c *conn) startPut(p Put, start time.Time) {
 	c.mu.Unlock()
 	c.run(func() {
 		defer c.release(1)
+		defer c.releaseBytes(held)
 		if prev != nil {
 			<-prev.done // bounded by RequestTimeout
 		}

@@ -468,20 +468,24 @@ func (errService) Get(context.Context, [api.KeySize]byte) ([]byte, error) {
 func TestConnectionLimit(t *testing.T) {
 	cfg, reg := testConfig(t)
 	cfg.MaxConns = 1
-	_, addr := apitest.Serve(t, cfg, apitest.NewMemService())
+	svc := &gatedService{MemService: apitest.NewMemService(), gate: make(chan struct{})}
+	_, addr := apitest.Serve(t, cfg, svc)
 	c1 := dialRaw(t, addr)
-	c1.send(api.Get{Key: key("a")})
-	c1.read() // c1 is being served
+	c1.send(api.Put{Key: key("a"), Value: []byte("v")}) // busy until the gate opens
+	waitFor(t, "c1's PUT in progress", func() bool { return metric(t, reg, "durachord_api_request_bytes") > 0 })
 	c2 := dialRaw(t, addr)
 	c2.expectClosed()
-	if got := metric(t, reg, "durachord_api_connections_rejected_total"); got != 1 {
-		t.Fatalf("connections_rejected_total = %v; want 1", got)
+	if got := metric(t, reg, "durachord_api_connections_rejected_total", "reason", "max_conns"); got != 1 {
+		t.Fatalf("connections_rejected_total{max_conns} = %v; want 1 (c1 is busy: nothing to make room with)", got)
 	}
 	if got := metric(t, reg, "durachord_api_open_connections"); got != 1 {
 		t.Fatalf("open_connections = %v; want 1", got)
 	}
-	c1.send(api.Get{Key: key("b")})
-	c1.read()
+	close(svc.gate)
+	c1.send(api.Get{Key: key("a")})
+	if m, want := c1.read(), (api.Success{Key: key("a"), Value: []byte("v")}); !equalMsg(m, want) {
+		t.Fatalf("GET = %v; want %v", m, want)
+	}
 }
 
 func TestSetLimits(t *testing.T) {
@@ -491,7 +495,8 @@ func TestSetLimits(t *testing.T) {
 	c1 := dialRaw(t, addr)
 	c1.send(api.Get{Key: key("a")})
 	c1.read()
-	// Raise the limit while the server runs: a second connection is served.
+	// Raise the limit while the server runs: a second connection is served
+	// and the first stays.
 	next := cfg
 	next.MaxConns = 2
 	if err := srv.SetLimits(next); err != nil {
@@ -500,15 +505,25 @@ func TestSetLimits(t *testing.T) {
 	c2 := dialRaw(t, addr)
 	c2.send(api.Get{Key: key("b")})
 	c2.read()
-	// Lower it again: a third is turned away, the two open ones stay.
+	// A connection is idle once its reply is written, which may be after
+	// the client has read it.
+	bothIdle := func() bool { return srv.IdleConns() == 2 }
+	waitFor(t, "c1 and c2 idle", bothIdle)
+	c1.send(api.Get{Key: key("a")})
+	c1.read()
+	waitFor(t, "c1 idle again, after c2", bothIdle)
+	// Lower it again: a third takes the place of the longest idle (c2), the
+	// other stays.
 	next.MaxConns = 1
 	if err := srv.SetLimits(next); err != nil {
 		t.Fatalf("SetLimits(MaxConns 1) = %v", err)
 	}
 	c3 := dialRaw(t, addr)
-	c3.expectClosed()
-	if got := metric(t, reg, "durachord_api_connections_rejected_total"); got != 1 {
-		t.Fatalf("connections_rejected_total = %v; want 1", got)
+	c3.send(api.Get{Key: key("c")})
+	c3.read()
+	c2.expectClosed()
+	if got := metric(t, reg, "durachord_api_connections_evicted_total", "reason", "max_conns"); got != 1 {
+		t.Fatalf("connections_evicted_total{max_conns} = %v; want 1", got)
 	}
 	c1.send(api.Get{Key: key("c")})
 	c1.read()
@@ -521,8 +536,8 @@ func TestSetLimits(t *testing.T) {
 	if got := srv.Limits(); got.MaxConns != 1 || got.MaxInFlight != cfg.MaxInFlight {
 		t.Errorf("Limits() = MaxConns %d, MaxInFlight %d; want the last accepted 1, %d", got.MaxConns, got.MaxInFlight, cfg.MaxInFlight)
 	}
-	c2.send(api.Get{Key: key("d")})
-	c2.read()
+	c3.send(api.Get{Key: key("d")})
+	c3.read()
 }
 
 func TestShutdown(t *testing.T) {

@@ -56,9 +56,25 @@ type Config struct {
 
 // APIConfig holds the limits of the client API server ([api]).
 type APIConfig struct {
-	// MaxConns is the most concurrent client connections; further
-	// connections are closed at once. Default 1024.
+	// MaxConns is the most concurrent client connections. A new one beyond
+	// it takes the place of the connection idle longest, or is closed at
+	// once when every connection is busy. Default 1024.
 	MaxConns int `toml:"max_conns"`
+	// MaxConnsPerAddress is the most concurrent client connections from one
+	// source address (IPv4 address, IPv6 /64), with the same rule among that
+	// address's connections. Above MaxConns it is MaxConns. Default 256.
+	MaxConnsPerAddress int `toml:"max_conns_per_address"`
+	// FirstByteTimeout is how long a new connection may take to send its
+	// first byte. Default 2s.
+	FirstByteTimeout Duration `toml:"first_byte_timeout"`
+	// MaxRequestBytes bounds the bytes of client requests read and not yet
+	// carried out, over all connections; beyond it the node stops reading
+	// (back-pressure, nothing is dropped). At least 65535. Default 67108864
+	// (64 MiB).
+	MaxRequestBytes int `toml:"max_request_bytes"`
+	// MaxRequestBytesPerAddress is the same bound over the connections of
+	// one source address. At least 65535. Default 16777216 (16 MiB).
+	MaxRequestBytesPerAddress int `toml:"max_request_bytes_per_address"`
 	// MaxInFlight is the most requests (GETs and PUTs) in progress per
 	// connection; beyond it the server stops reading from that connection
 	// (back-pressure). Default 64.
@@ -140,6 +156,27 @@ type RPCConfig struct {
 	// IdleTimeout closes an outgoing pooled connection that carried no call
 	// for this long. Default 2m.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConns is the most incoming peer connections open at once, those in
+	// their handshake included. A new one beyond it takes the place of the
+	// connection idle longest, or is closed when every one is busy.
+	// Default 1024.
+	MaxConns int `toml:"max_conns"`
+	// MaxConnsPerAddress is the most incoming peer connections from one
+	// source address, with the same rule among that address's connections.
+	// Above MaxConns it is MaxConns. Default 128.
+	MaxConnsPerAddress int `toml:"max_conns_per_address"`
+	// FirstByteTimeout is how long an incoming connection may take to send
+	// its first byte. Default 2s.
+	FirstByteTimeout Duration `toml:"first_byte_timeout"`
+	// HandshakeTimeout bounds the TLS handshake and hello of an incoming
+	// connection, from its first byte. Default 5s.
+	HandshakeTimeout Duration `toml:"handshake_timeout"`
+	// MaxRequestBytes bounds the bytes of incoming request frames read and
+	// not yet answered, for each of two classes (the calls that call other
+	// nodes before they answer, and the rest); frames of at most 4 KiB are
+	// not counted. Beyond it the node stops reading the connection. At least
+	// MaxFrameBytes. Default 67108864 (64 MiB).
+	MaxRequestBytes int `toml:"max_request_bytes"`
 }
 
 // AdminConfig secures and bounds the admin HTTP server ([admin]).
@@ -181,6 +218,9 @@ const (
 	MaxWireReplication = 255
 	// MinFrameBytes is the smallest rpc.max_frame_bytes allowed.
 	MinFrameBytes = 128 << 10
+	// MinAPIRequestBytes is the smallest api.max_request_bytes allowed: the
+	// largest client message.
+	MinAPIRequestBytes = 65535
 )
 
 // Default returns the defaults. P2PAddress is empty: it is required and has no
@@ -196,11 +236,16 @@ func Default() Config {
 		LogFormat:       "text",
 		ShutdownTimeout: D(30 * time.Second),
 		API: APIConfig{
-			MaxConns:       1024,
-			MaxInFlight:    64,
-			ReadTimeout:    D(10 * time.Second),
-			IdleTimeout:    D(5 * time.Minute),
-			RequestTimeout: D(5 * time.Second),
+			MaxConns:           1024,
+			MaxConnsPerAddress: 256,
+			FirstByteTimeout:   D(2 * time.Second),
+			MaxRequestBytes:    64 << 20,
+			MaxInFlight:        64,
+			// A quarter of MaxRequestBytes.
+			MaxRequestBytesPerAddress: 16 << 20,
+			ReadTimeout:               D(10 * time.Second),
+			IdleTimeout:               D(5 * time.Minute),
+			RequestTimeout:            D(5 * time.Second),
 		},
 		Ring: RingConfig{
 			SuccessorListLen:         8,
@@ -223,9 +268,14 @@ func Default() Config {
 			RepairRate:         1000,
 		},
 		RPC: RPCConfig{
-			MaxFrameBytes: 4 << 20,
-			MaxHandlers:   256,
-			IdleTimeout:   D(2 * time.Minute),
+			MaxFrameBytes:      4 << 20,
+			MaxHandlers:        256,
+			IdleTimeout:        D(2 * time.Minute),
+			MaxConns:           1024,
+			MaxConnsPerAddress: 128,
+			FirstByteTimeout:   D(2 * time.Second),
+			HandshakeTimeout:   D(5 * time.Second),
+			MaxRequestBytes:    64 << 20,
 		},
 		Admin: AdminConfig{
 			ReadTimeout:  D(10 * time.Second),

@@ -55,6 +55,8 @@ func ReloadableKeys() []string {
 		"hmac_keys",
 		"log_level",
 		"api.max_conns",
+		"api.max_conns_per_address",
+		"api.first_byte_timeout",
 		"api.max_in_flight",
 		"api.read_timeout",
 		"api.idle_timeout",

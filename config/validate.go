@@ -115,6 +115,10 @@ func (c Config) checkAPI() error {
 	a := c.API
 	return first(
 		atLeast("api.max_conns", a.MaxConns, 1),
+		atLeast("api.max_conns_per_address", a.MaxConnsPerAddress, 1),
+		positive("api.first_byte_timeout", a.FirstByteTimeout),
+		atLeast("api.max_request_bytes", a.MaxRequestBytes, MinAPIRequestBytes),
+		atLeast("api.max_request_bytes_per_address", a.MaxRequestBytesPerAddress, MinAPIRequestBytes),
 		atLeast("api.max_in_flight", a.MaxInFlight, 1),
 		positive("api.read_timeout", a.ReadTimeout),
 		positive("api.idle_timeout", a.IdleTimeout),
@@ -175,6 +179,11 @@ func (c Config) checkRPC() error {
 		atLeast("rpc.max_frame_bytes", r.MaxFrameBytes, MinFrameBytes),
 		atLeast("rpc.max_handlers", r.MaxHandlers, 1),
 		positive("rpc.idle_timeout", r.IdleTimeout),
+		atLeast("rpc.max_conns", r.MaxConns, 1),
+		atLeast("rpc.max_conns_per_address", r.MaxConnsPerAddress, 1),
+		positive("rpc.first_byte_timeout", r.FirstByteTimeout),
+		positive("rpc.handshake_timeout", r.HandshakeTimeout),
+		atLeast("rpc.max_request_bytes", r.MaxRequestBytes, r.MaxFrameBytes),
 	)
 }
 

@@ -67,8 +67,11 @@ func (c ClientConfig) Validate() error {
 // ServerConfig configures a Server. The zero value is not valid; start from
 // DefaultServerConfig.
 type ServerConfig struct {
+	// FirstByteTimeout is the time an accepted connection has to send its
+	// first byte; one that sends nothing is closed. Default 2 s.
+	FirstByteTimeout time.Duration
 	// HandshakeTimeout bounds the TLS handshake and hello exchange of an
-	// accepted connection. Default 10 s.
+	// accepted connection, from its first byte. Default 5 s.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection on which no frame arrived for this long.
 	// Default 5 min.
@@ -94,8 +97,23 @@ type ServerConfig struct {
 	// Default none.
 	CallingMethods []string
 	// MaxConns is the number of connections open at once (including those in
-	// their handshake); more are closed at once. Default 1024.
+	// their handshake). A new connection beyond it takes the place of the
+	// connection idle longest (no call being handled, not in its
+	// handshake); when none is idle it is closed at once. Default 1024.
 	MaxConns int
+	// MaxConnsPerAddress is the number of connections open at once from one
+	// source address (an IPv4 address, an IPv6 /64), with the same rule
+	// among that address's connections. Above MaxConns it is MaxConns.
+	// Default 128.
+	MaxConnsPerAddress int
+	// MaxRequestBytes bounds the bytes of request frames read and not yet
+	// answered: a connection whose next frame does not fit stops being read
+	// until enough is released. The CallingMethods have a budget of this
+	// size of their own (their handlers wait for calls that take from the
+	// other), and frames of at most 4 KiB (ring calls) take from neither:
+	// they are bounded by the handler and queue counts. At least
+	// MaxFrameSize, so that any one frame fits. Default 64 MiB.
+	MaxRequestBytes int64
 	// MaxFrameSize is the largest frame (bytes after the length prefix)
 	// accepted or sent. Default 4 MiB.
 	MaxFrameSize int
@@ -110,13 +128,16 @@ type ServerConfig struct {
 // DefaultServerConfig returns the defaults documented on ServerConfig.
 func DefaultServerConfig() ServerConfig {
 	return ServerConfig{
-		HandshakeTimeout: 10 * time.Second,
-		IdleTimeout:      5 * time.Minute,
-		FrameTimeout:     10 * time.Second,
-		HandlerTimeout:   30 * time.Second,
-		MaxHandlers:      256,
-		MaxConns:         1024,
-		MaxFrameSize:     DefaultMaxFrameSize,
+		FirstByteTimeout:   2 * time.Second,
+		HandshakeTimeout:   5 * time.Second,
+		IdleTimeout:        5 * time.Minute,
+		FrameTimeout:       10 * time.Second,
+		HandlerTimeout:     30 * time.Second,
+		MaxHandlers:        256,
+		MaxConns:           1024,
+		MaxConnsPerAddress: 128,
+		MaxRequestBytes:    64 << 20,
+		MaxFrameSize:       DefaultMaxFrameSize,
 	}
 }
 
@@ -124,6 +145,7 @@ func DefaultServerConfig() ServerConfig {
 func (c ServerConfig) Validate() error {
 	var errs []error
 	errs = append(errs,
+		positive("FirstByteTimeout", c.FirstByteTimeout),
 		positive("HandshakeTimeout", c.HandshakeTimeout),
 		positive("IdleTimeout", c.IdleTimeout),
 		positive("FrameTimeout", c.FrameTimeout),
@@ -135,6 +157,12 @@ func (c ServerConfig) Validate() error {
 	}
 	if c.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("rpc: MaxConns %d: must be at least 1", c.MaxConns))
+	}
+	if c.MaxConnsPerAddress < 1 {
+		errs = append(errs, fmt.Errorf("rpc: MaxConnsPerAddress %d: must be at least 1", c.MaxConnsPerAddress))
+	}
+	if c.MaxRequestBytes < int64(c.MaxFrameSize) {
+		errs = append(errs, fmt.Errorf("rpc: MaxRequestBytes %d: must be at least MaxFrameSize (%d)", c.MaxRequestBytes, c.MaxFrameSize))
 	}
 	return errors.Join(errs...)
 }

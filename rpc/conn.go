@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/durachord/durachord/crypto"
+	"github.com/durachord/durachord/internal/netutil"
 )
 
 // frameHead is the room left in front of an outgoing body for the length
@@ -40,6 +41,10 @@ const sendQueue = 256
 type frameBuf struct {
 	b   []byte
 	enc *json.Encoder // encodes into b; made on first use
+	// budget, if not nil, is where an incoming frame's bytes were taken
+	// from (held of them); put gives them back.
+	budget *netutil.Budget
+	held   int64
 }
 
 // Write appends p: the buffer is its encoder's writer.
@@ -111,8 +116,17 @@ func (p *bufPool) get() *frameBuf {
 	return &frameBuf{b: make([]byte, 0, 1024)}
 }
 
+// put takes f back, and gives back the budget its frame held: a frame is
+// put back once its request has been answered.
 func (p *bufPool) put(f *frameBuf) {
-	if f == nil || cap(f.b) > maxPooledBuf {
+	if f == nil {
+		return
+	}
+	if f.budget != nil {
+		f.budget.Release(f.held)
+		f.budget, f.held = nil, 0
+	}
+	if cap(f.b) > maxPooledBuf {
 		return
 	}
 	f.b = f.b[:0]
@@ -149,6 +163,14 @@ type wire struct {
 	sign, verify *crypto.MAC
 	// readDeadline reports whether a read deadline is set (reader only).
 	readDeadline bool
+	// admit, if not nil, is called by the reader with the length of a frame
+	// whose header has been read, before its body is read; it may wait
+	// (reading stops) and returns the budget the frame holds until the
+	// frame buffer is put back. An error ends reading.
+	admit func(n int) (*netutil.Budget, int64, error)
+	// ctx ends when the connection is closed: a wait in admit ends with it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	out        chan *frameBuf
 	closed     chan struct{} // closed by close
@@ -159,7 +181,10 @@ type wire struct {
 }
 
 func newWire(conn net.Conn, keys *crypto.Keyring, bufs *bufPool, maxFrame int, frameTimeout time.Duration, reject func(string, error)) *wire {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &wire{
+		ctx:          ctx,
+		cancel:       cancel,
 		conn:         conn,
 		br:           bufio.NewReader(conn),
 		bufs:         bufs,
@@ -180,6 +205,7 @@ func newWire(conn net.Conn, keys *crypto.Keyring, bufs *bufPool, maxFrame int, f
 func (w *wire) close() {
 	w.closeOnce.Do(func() {
 		close(w.closed)
+		w.cancel()
 		_ = w.conn.Close()
 	})
 }
@@ -342,7 +368,22 @@ func (w *wire) readBody() (*frameBuf, []byte, error) {
 			return nil, nil, err
 		}
 	}
+	var budget *netutil.Budget
+	var held int64
+	if w.admit != nil {
+		if budget, held, err = w.admit(n); err != nil {
+			return nil, nil, err
+		}
+		// The wait may have been long: the rest has frameTimeout from now.
+		if held > 0 && w.br.Buffered() < n {
+			if err := w.setReadDeadline(w.frameTimeout); err != nil {
+				budget.Release(held)
+				return nil, nil, err
+			}
+		}
+	}
 	f := w.bufs.get()
+	f.budget, f.held = budget, held
 	b, err := readFrameInto(w.br, n, f.b[:0], w.verify)
 	f.b = b
 	if err != nil {

@@ -38,7 +38,20 @@
 // with the error form (code chord.CodeProtocol) and closes the connection,
 // and the client's call fails with an error wrapping chord.ErrProtocol. The
 // TLS handshake and the hello exchange together must finish within the
-// server's HandshakeTimeout and the client's DialTimeout.
+// server's HandshakeTimeout (counted from the connection's first byte, which
+// must come within FirstByteTimeout) and the client's DialTimeout.
+//
+// The server keeps MaxConns and MaxConnsPerAddress (internal/netutil's
+// Limiter): a new connection beyond a limit takes the place of the connection
+// idle longest (not in its handshake, no call being handled) among those
+// counting against it, and is closed at once when none is idle. Before the
+// body of a request frame of more than 4 KiB is read, its length is taken from
+// a byte budget of MaxRequestBytes, given back once the request is answered;
+// while the budget is spent the connection is not read. The CallingMethods,
+// recognised by the method name at the start of the body, have a budget of
+// their own: their handlers hold their frame while they wait for calls to
+// other nodes, which take from the other budget, so the two cannot wait on
+// each other.
 //
 // # Calls
 //
@@ -93,7 +106,8 @@
 //     with chord.ErrOverloaded (the caller may retry). Ring calls (chord.*)
 //     have slots of their own, so that stabilisation goes on under load.
 //
-// Refusals are logged at Warn with the remote address and counted in
+// Refusals are logged at Warn with the remote address, at most once a minute
+// per source address, and counted in
 // durachord_rpc_rejected_total{reason} with reason "tls" (handshake failed:
 // no or foreign certificate), "hmac", "protocol", "identity" (expected node
 // ID not proved) or "frame" (oversized or malformed frame).
@@ -105,6 +119,10 @@
 // durachord_rpc_handler_duration_seconds{method} (server; unknown methods
 // are labelled "unknown"), durachord_rpc_overloaded_total,
 // durachord_rpc_rejected_total{reason} (both sides),
-// durachord_rpc_client_connections, durachord_rpc_server_connections.
+// durachord_rpc_client_connections, durachord_rpc_server_connections;
+// durachord_rpc_connections_refused_total{reason},
+// durachord_rpc_connections_evicted_total{reason},
+// durachord_rpc_first_byte_timeouts_total, durachord_rpc_request_bytes{class}
+// and durachord_rpc_request_bytes_waits_total{class} (server).
 // A Client and a Server given the same Registerer share these collectors.
 package rpc

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/durachord/durachord/internal/netutil"
 )
 
 // Rejection reasons, the values of durachord_rpc_rejected_total's label.
@@ -136,4 +138,62 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error)
 		}
 	}
 	return c, err
+}
+
+// serverMetrics are the collectors only a Server has: its connection limits
+// and byte budgets.
+type serverMetrics struct {
+	refused *prometheus.CounterVec
+	evicted *prometheus.CounterVec
+	silent  prometheus.Counter
+}
+
+// Budget classes, the class label of the request byte metrics.
+const (
+	classRecords = "records"
+	classCalling = "calling"
+)
+
+func newServerMetrics(reg prometheus.Registerer, records, calling *netutil.Budget) (*serverMetrics, error) {
+	m := &serverMetrics{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_rpc_connections_refused_total",
+			Help: "Peer connections closed at accept because a connection limit was reached with every connection busy, by reason (max_conns, max_conns_per_address).",
+		}, []string{"reason"}),
+		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "durachord_rpc_connections_evicted_total",
+			Help: "Idle peer connections closed to make room for a new one at a connection limit, by reason (max_conns, max_conns_per_address).",
+		}, []string{"reason"}),
+		silent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "durachord_rpc_first_byte_timeouts_total",
+			Help: "Accepted peer connections closed because they sent nothing within the first-byte timeout.",
+		}),
+	}
+	for _, r := range []string{netutil.ReasonTotal, netutil.ReasonAddress} {
+		m.refused.WithLabelValues(r)
+		m.evicted.WithLabelValues(r)
+	}
+	collectors := []prometheus.Collector{m.refused, m.evicted, m.silent}
+	for class, b := range map[string]*netutil.Budget{classRecords: records, classCalling: calling} {
+		collectors = append(collectors,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name:        "durachord_rpc_request_bytes",
+				Help:        "Bytes of request frames read and not yet answered, by budget class (records, calling); frames of at most 4 KiB are not counted.",
+				ConstLabels: prometheus.Labels{"class": class},
+			}, func() float64 { return float64(b.Held()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name:        "durachord_rpc_request_bytes_waits_total",
+				Help:        "Times a peer connection stopped reading because its budget class was spent by requests in progress.",
+				ConstLabels: prometheus.Labels{"class": class},
+			}, func() float64 { return float64(b.Waits()) }))
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range collectors {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
 }

@@ -423,11 +423,7 @@ func TestPortProbeNotCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = c.Close()
-	waitFor(t, "the probe's connection to end", func() bool {
-		srv.server.mu.Lock()
-		defer srv.server.mu.Unlock()
-		return srv.server.nconns == 0
-	})
+	waitFor(t, "the probe's connection to end", func() bool { return srv.server.limiter.Open() == 0 })
 	// A real refusal after the probe is counted once: the probe was not.
 	bad, err := net.Dial("tcp", srv.info.Addr)
 	if err != nil {

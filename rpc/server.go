@@ -19,6 +19,7 @@ import (
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/crypto"
+	"github.com/durachord/durachord/internal/netutil"
 )
 
 // Server serves a chord.Handler to peers over mutual TLS. Its lifecycle
@@ -30,10 +31,16 @@ type Server struct {
 	handler chord.Handler
 	log     hclog.Logger
 	m       *metrics
+	sm      *serverMetrics
 	tlsCfg  *tls.Config
-	sem     chan struct{} // one token per running handler of records calls
-	ctrl    chan struct{} // one token per running handler of ring calls (chord.*)
-	calling chan struct{} // one token per running handler of the CallingMethods
+	// limiter keeps MaxConns and MaxConnsPerAddress; records and calling
+	// are the MaxRequestBytes budgets of the other calls and of the
+	// CallingMethods.
+	limiter                *netutil.Limiter
+	records, callingBudget *netutil.Budget
+	sem                    chan struct{} // one token per running handler of records calls
+	ctrl                   chan struct{} // one token per running handler of ring calls (chord.*)
+	calling                chan struct{} // one token per running handler of the CallingMethods
 	// queued counts the requests waiting for a handler slot.
 	queued atomic.Int64
 	// stopping mirrors shuttingDown for the per-request check.
@@ -44,11 +51,11 @@ type Server struct {
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
-	mu           sync.Mutex // guards the fields below
+	mu           sync.Mutex // guards the fields below and every serverConn's w
 	listeners    map[net.Listener]struct{}
 	conns        map[*serverConn]struct{}
-	nconns       int // accepted connections, including those in their handshake
 	shuttingDown bool
+	done         chan struct{} // closed when shuttingDown becomes true
 
 	connWG    sync.WaitGroup // connection goroutines
 	handlerWG sync.WaitGroup // calls being handled
@@ -62,6 +69,7 @@ type Server struct {
 
 type serverConn struct {
 	raw  net.Conn
+	slot *netutil.Slot // busy from the first byte to the hello, and while a call is handled
 	peer chord.ID
 	w    *wire // nil until the hello is done (Server.mu)
 }
@@ -85,23 +93,50 @@ func NewServer(cfg ServerConfig, id *crypto.Identity, keys *crypto.Keyring, h ch
 	if err != nil {
 		return nil, fmt.Errorf("rpc: register metrics: %w", err)
 	}
+	records, err := netutil.NewBudget(cfg.MaxRequestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: %w", err)
+	}
+	calling, err := netutil.NewBudget(cfg.MaxRequestBytes)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: %w", err)
+	}
+	sm, err := newServerMetrics(cfg.Metrics, records, calling)
+	if err != nil {
+		return nil, fmt.Errorf("rpc: register metrics: %w", err)
+	}
+	limiter, err := netutil.NewLimiter(netutil.LimiterConfig{
+		MaxConns:           cfg.MaxConns,
+		MaxConnsPerAddress: cfg.MaxConnsPerAddress,
+		Logger:             log.Named("rpc"),
+		Refused:            func(reason string) { sm.refused.WithLabelValues(reason).Inc() },
+		Evicted:            func(reason string) { sm.evicted.WithLabelValues(reason).Inc() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rpc: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
-		cfg:       cfg,
-		id:        id,
-		keys:      keys,
-		handler:   h,
-		log:       log,
-		m:         m,
-		tlsCfg:    noDynamicRecords(id.ServerConfig()),
-		sem:       make(chan struct{}, cfg.MaxHandlers),
-		ctrl:      make(chan struct{}, ctrlHandlers),
-		calling:   make(chan struct{}, cfg.MaxHandlers),
-		jobs:      make(chan func()),
-		baseCtx:   ctx,
-		cancel:    cancel,
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*serverConn]struct{}),
+		cfg:           cfg,
+		id:            id,
+		keys:          keys,
+		handler:       h,
+		log:           log,
+		m:             m,
+		sm:            sm,
+		limiter:       limiter,
+		records:       records,
+		callingBudget: calling,
+		done:          make(chan struct{}),
+		tlsCfg:        noDynamicRecords(id.ServerConfig()),
+		sem:           make(chan struct{}, cfg.MaxHandlers),
+		ctrl:          make(chan struct{}, ctrlHandlers),
+		calling:       make(chan struct{}, cfg.MaxHandlers),
+		jobs:          make(chan func()),
+		baseCtx:       ctx,
+		cancel:        cancel,
+		listeners:     make(map[net.Listener]struct{}),
+		conns:         make(map[*serverConn]struct{}),
 	}, nil
 }
 
@@ -124,58 +159,120 @@ func (s *Server) Serve(l net.Listener) error {
 		_ = l.Close()
 	}()
 	s.log.Info("serving rpc", "address", l.Addr().String(), "id", s.id.ID.String())
-	var backoff time.Duration
-	for {
-		raw, err := l.Accept()
-		if err != nil {
-			if s.closing() {
-				return ErrServerClosed
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "error", err, "backoff", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.baseCtx.Done():
-				}
-				continue
-			}
-			return fmt.Errorf("rpc: accept: %w", err)
-		}
-		backoff = 0
-		s.mu.Lock()
-		if s.shuttingDown || s.nconns >= s.cfg.MaxConns {
-			full := !s.shuttingDown
-			s.mu.Unlock()
-			if full {
-				s.log.Warn("too many connections; closing new one", "peer", raw.RemoteAddr().String(), "max-conns", s.cfg.MaxConns)
-			}
-			_ = raw.Close()
-			continue
-		}
-		s.nconns++
-		s.mu.Unlock()
-		s.connWG.Go(func() { s.serveConn(raw) })
+	err := netutil.Serve(l, s.done, s.log, s.accept)
+	if err == nil || s.closing() {
+		return ErrServerClosed
 	}
+	return fmt.Errorf("rpc: accept: %w", err)
+}
+
+// accept starts serving raw, or closes it when the server is closing or the
+// limiter refuses it.
+func (s *Server) accept(raw net.Conn) {
+	if s.closing() {
+		_ = raw.Close()
+		return
+	}
+	sc := &serverConn{raw: raw}
+	// Not under s.mu: the limiter may evict another connection (s.evict).
+	slot, ok := s.limiter.Admit(raw.RemoteAddr(), func() { s.evict(sc) })
+	if !ok {
+		_ = raw.Close() // refused (counted and logged by the limiter)
+		return
+	}
+	sc.slot = slot
+	// Added under s.mu, where Close sets shuttingDown before it waits.
+	s.mu.Lock()
+	if s.shuttingDown {
+		s.mu.Unlock()
+		slot.Release()
+		_ = raw.Close()
+		return
+	}
+	s.connWG.Go(func() {
+		defer slot.Release()
+		s.serveConn(sc)
+	})
+	s.mu.Unlock()
+}
+
+// evict closes an idle connection to make room for a new one.
+func (s *Server) evict(sc *serverConn) {
+	s.mu.Lock()
+	w := sc.w
+	s.mu.Unlock()
+	if w != nil {
+		w.close()
+	}
+	_ = sc.raw.Close()
+}
+
+// smallFrame is the largest request frame that takes nothing from the byte
+// budgets: ring calls fit in it, so they are never held up behind records,
+// and the bytes of such frames are bounded by the handler and queue counts.
+const smallFrame = 4 << 10
+
+// admitFrame takes a request frame of n bytes from the budget of its class
+// before the frame's body is read, waiting while the budget is spent. The
+// class is read from the start of the body (the method name comes first in
+// our encoding; a peer that lies about it only picks which bounded budget it
+// waits on).
+func (s *Server) admitFrame(sc *serverConn, w *wire, n int) (*netutil.Budget, int64, error) {
+	if n <= smallFrame {
+		return nil, 0, nil
+	}
+	budget := s.records
+	head, err := w.br.Peek(min(n, crypto.MACSize+methodPeek))
+	if err != nil {
+		return nil, 0, err
+	}
+	if method, ok := peekMethod(head[crypto.MACSize:]); ok && slices.Contains(s.cfg.CallingMethods, method) {
+		budget = s.callingBudget
+	}
+	sc.slot.Add(1) // waiting for the budget: busy, a frame is half read
+	defer sc.slot.Add(-1)
+	held, err := budget.Acquire(w.ctx, n)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w while waiting for the request byte budget", errConnClosed)
+	}
+	return budget, held, nil
+}
+
+// methodPeek is how much of a body admitFrame looks at for the method.
+const methodPeek = 96
+
+// peekMethod returns the method of a request encoded as appendRequestHead
+// encodes it, from the first bytes of its body.
+func peekMethod(head []byte) (string, bool) {
+	const key = `"method":"`
+	i := strings.Index(string(head), key)
+	if i < 0 {
+		return "", false
+	}
+	rest := head[i+len(key):]
+	j := strings.IndexByte(string(rest), '"')
+	if j < 0 {
+		return "", false
+	}
+	return string(rest[:j]), true
 }
 
 func (s *Server) closing() bool { return s.stopping.Load() }
 
+// reject counts a refused peer or frame, and logs it at most once per
+// interval per source address.
 func (s *Server) reject(reason string, peer net.Addr, err error) {
 	s.m.rejected.WithLabelValues(reason).Inc()
-	s.log.Warn("peer refused", "reason", reason, "peer", peer.String(), "error", err)
+	if ok, events := s.limiter.Sample(peer); ok {
+		s.log.Warn("peer refused", "reason", reason, "peer", peer.String(), "error", err, "events-since-last-line", events)
+	}
 }
 
-// serveConn runs one connection: handshake, hello, then calls until it ends.
-func (s *Server) serveConn(raw net.Conn) {
-	defer func() {
-		s.mu.Lock()
-		s.nconns--
-		s.mu.Unlock()
-	}()
+// serveConn runs one connection: first byte, handshake, hello, then calls
+// until it ends.
+func (s *Server) serveConn(sc *serverConn) {
+	raw := sc.raw
 	peerAddr := raw.RemoteAddr()
-	sc := &serverConn{raw: raw}
 	// Registered before the handshake so that Close interrupts it.
 	if !s.track(sc) {
 		_ = raw.Close()
@@ -183,7 +280,24 @@ func (s *Server) serveConn(raw net.Conn) {
 	}
 	defer s.untrack(sc)
 
-	tc := tls.Server(raw, s.tlsCfg)
+	first, err := netutil.FirstByte(raw, s.cfg.FirstByteTimeout)
+	if err != nil {
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() && s.baseCtx.Err() == nil {
+			s.sm.silent.Inc() // before the close, which the peer sees
+		}
+		_ = raw.Close()
+		// A port probe, or a connection that said nothing in time.
+		s.log.Debug("connection closed before its first byte", "peer", peerAddr.String(), "error", err)
+		return
+	}
+	sc.slot.Add(1) // busy until the hello is done
+	helloDone := false
+	defer func() {
+		if !helloDone {
+			sc.slot.Add(-1)
+		}
+	}()
+	tc := tls.Server(first, s.tlsCfg)
 	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.HandshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -212,7 +326,10 @@ func (s *Server) serveConn(raw net.Conn) {
 		_ = tc.Close()
 		return
 	}
+	helloDone = true
+	sc.slot.Add(-1)
 	st.idleTimeout = s.cfg.IdleTimeout
+	st.admit = func(n int) (*netutil.Budget, int64, error) { return s.admitFrame(sc, st, n) }
 	s.m.serverConns.Inc()
 	defer s.m.serverConns.Dec()
 
@@ -226,7 +343,7 @@ func (s *Server) serveConn(raw net.Conn) {
 	var writer sync.WaitGroup
 	writer.Go(st.writeLoop)
 	s.log.Debug("peer connected", "peer", peerAddr.String(), "peer-id", peer.Short())
-	h := &connHandler{s: s, peer: peer, w: st}
+	h := &connHandler{s: s, peer: peer, w: st, slot: sc.slot}
 	err = h.readLoop()
 	st.close()
 	writer.Wait()
@@ -286,13 +403,7 @@ func (s *Server) untrack(sc *serverConn) {
 // closes every connection (cancelling any handler still running) and waits
 // for them. It returns ctx.Err() if ctx ended first.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.shuttingDown = true
-	s.stopping.Store(true)
-	for l := range s.listeners {
-		_ = l.Close()
-	}
-	s.mu.Unlock()
+	s.beginShutdown()
 	done := make(chan struct{})
 	go func() {
 		s.handlerWG.Wait()
@@ -313,15 +424,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // and waits for the server's goroutines (handlers included) to return. It is
 // idempotent.
 func (s *Server) Close() error {
+	s.beginShutdown()
+	s.closeAll()
+	return nil
+}
+
+// beginShutdown stops accepting.
+func (s *Server) beginShutdown() {
 	s.mu.Lock()
-	s.shuttingDown = true
+	defer s.mu.Unlock()
+	if !s.shuttingDown {
+		s.shuttingDown = true
+		close(s.done)
+	}
 	s.stopping.Store(true)
 	for l := range s.listeners {
 		_ = l.Close()
 	}
-	s.mu.Unlock()
-	s.closeAll()
-	return nil
 }
 
 // finishAll delivers the answers already queued on every connection, then
@@ -379,6 +498,7 @@ type connHandler struct {
 	s    *Server
 	peer chord.ID
 	w    *wire
+	slot *netutil.Slot // busy while one of the connection's calls is handled
 }
 
 // readLoop reads requests until the connection ends and returns why.
@@ -443,8 +563,10 @@ func (h *connHandler) dispatch(f *frameBuf, req request) {
 		}
 	}
 	s.handlerWG.Add(1)
+	h.slot.Add(1)
 	s.run(func() {
 		defer s.handlerWG.Done()
+		defer h.slot.Add(-1)
 		defer s.bufs.put(f)
 		hctx, cancel := context.WithTimeout(s.baseCtx, timeout)
 		defer cancel()

@@ -80,9 +80,11 @@ func serve(ctx context.Context, cfg config.Config, reload func() (config.Config,
 	d.startServers(&wg, errc)
 
 	// Join while watching for a signal, so that a node that cannot reach
-	// its ring still stops when asked.
+	// its ring still stops when asked. The join reads a copy of the
+	// configuration: a SIGHUP reload replaces d.cfg meanwhile.
 	joined := make(chan error, 1)
-	go func() { joined <- d.join(runCtx) }()
+	joinCfg := d.cfg.Clone()
+	wg.Go(func() { joined <- d.join(runCtx, joinCfg) })
 	for waiting := true; waiting; {
 		select {
 		case err := <-joined:
@@ -121,7 +123,9 @@ func serve(ctx context.Context, cfg config.Config, reload func() (config.Config,
 				continue
 			}
 			log.Info("leaving the ring", "signal", sig.String(), "timeout", d.cfg.ShutdownTimeout.Duration)
-			d.leave(sigs)
+			stopWatching := d.watchSecondSignal(sigs)
+			defer stopWatching()
+			d.leave()
 			stopLoops()
 			d.shutdownServers()
 			wg.Wait()
@@ -228,6 +232,11 @@ func (d *daemon) open() error {
 	scfgRPC := rpc.DefaultServerConfig()
 	scfgRPC.MaxFrameSize = cfg.RPC.MaxFrameBytes
 	scfgRPC.MaxHandlers = cfg.RPC.MaxHandlers
+	scfgRPC.MaxConns = cfg.RPC.MaxConns
+	scfgRPC.MaxConnsPerAddress = cfg.RPC.MaxConnsPerAddress
+	scfgRPC.FirstByteTimeout = cfg.RPC.FirstByteTimeout.Duration
+	scfgRPC.HandshakeTimeout = cfg.RPC.HandshakeTimeout.Duration
+	scfgRPC.MaxRequestBytes = int64(cfg.RPC.MaxRequestBytes)
 	scfgRPC.CallingMethods = dht.CallingMethods()
 	scfgRPC.Logger = d.log
 	scfgRPC.Metrics = d.reg
@@ -287,6 +296,10 @@ func announceAddr(configured string, l net.Listener) string {
 func apiConfig(cfg config.Config) api.Config {
 	a := api.DefaultConfig()
 	a.MaxConns = cfg.API.MaxConns
+	a.MaxConnsPerAddress = cfg.API.MaxConnsPerAddress
+	a.FirstByteTimeout = cfg.API.FirstByteTimeout.Duration
+	a.MaxRequestBytes = int64(cfg.API.MaxRequestBytes)
+	a.MaxRequestBytesPerAddress = int64(cfg.API.MaxRequestBytesPerAddress)
 	a.MaxInFlight = cfg.API.MaxInFlight
 	a.ReadTimeout = cfg.API.ReadTimeout.Duration
 	a.IdleTimeout = cfg.API.IdleTimeout.Duration
@@ -337,11 +350,11 @@ func (d *daemon) startServers(wg *sync.WaitGroup, errc chan<- error) {
 // that has not rejoined within rejoinGrace starts a ring too. Either way it
 // keeps probing the peers it saved, and merges into their ring once they
 // answer.
-func (d *daemon) join(ctx context.Context) error {
+func (d *daemon) join(ctx context.Context, cfg config.Config) error {
 	started := time.Now()
 	attempt := func(ctx context.Context) error {
-		if len(d.cfg.Bootstrap) > 0 {
-			return d.node.Join(ctx, d.cfg.Bootstrap)
+		if len(cfg.Bootstrap) > 0 {
+			return d.node.Join(ctx, cfg.Bootstrap)
 		}
 		err := d.node.Rejoin(ctx)
 		if err == nil {
@@ -369,7 +382,7 @@ func (d *daemon) join(ctx context.Context) error {
 	}
 	backoff := 200 * time.Millisecond
 	for {
-		actx, cancel := context.WithTimeout(ctx, d.cfg.Ring.LookupTimeout.Duration+d.cfg.Ring.CallTimeout.Duration)
+		actx, cancel := context.WithTimeout(ctx, cfg.Ring.LookupTimeout.Duration+cfg.Ring.CallTimeout.Duration)
 		err := attempt(actx)
 		cancel()
 		if err == nil {
@@ -407,20 +420,37 @@ func (d *daemon) lowestOfSaved() (bool, error) {
 	return true, nil
 }
 
+// watchSecondSignal makes a SIGINT or SIGTERM on sigs exit the process at
+// once, until the returned function is called; that function returns when
+// the watcher has ended.
+func (d *daemon) watchSecondSignal(sigs <-chan os.Signal) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case sig := <-sigs:
+				if sig != syscall.SIGHUP {
+					d.log.Warn("second signal: exiting at once", "signal", sig.String())
+					os.Exit(1)
+				}
+			case <-done:
+				return
+			}
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 // leave hands records over and tells the neighbours, bounded by the
-// shutdown timeout; a second SIGINT/SIGTERM exits at once.
-func (d *daemon) leave(sigs <-chan os.Signal) {
+// shutdown timeout.
+func (d *daemon) leave() {
 	notifyStopping()
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.ShutdownTimeout.Duration)
 	defer cancel()
-	go func() {
-		for sig := range sigs {
-			if sig != syscall.SIGHUP {
-				d.log.Warn("second signal: exiting at once", "signal", sig.String())
-				os.Exit(1)
-			}
-		}
-	}()
 	if d.api != nil {
 		// Stop taking requests, let the started ones finish.
 		if err := d.api.Shutdown(ctx); err != nil {
