@@ -267,6 +267,17 @@ func runBench(ctx context.Context, o benchOptions, stderr io.Writer, showBar boo
 			return benchReport{}, err
 		}
 		preloadTime = time.Since(start)
+		if o.getViaOther {
+			// The GET connections sat unused through the preload; a node
+			// closes a connection that sends nothing for its first-byte
+			// timeout (api.first_byte_timeout), so they start afresh.
+			for w := range workers {
+				workers[w].close()
+				if err := workers[w].dial(ctx, o, w); err != nil {
+					return benchReport{}, err
+				}
+			}
+		}
 	}
 
 	runCtx := ctx
