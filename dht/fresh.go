@@ -109,7 +109,11 @@ func (s *Service) ownRecord(ctx context.Context, key [32]byte) (store.Record, er
 		return own, err
 	}
 	self := s.node.Self()
-	rec, nerr := s.newest(ctx, key, append([]chord.NodeInfo{self}, holders(self.ID, s.node.Successors(), syncPeers+1)...))
+	hs := holders(self.ID, s.node.Successors(), syncPeers+1)
+	if len(hs) == 0 {
+		return own, err // alone on the ring: nobody else can be newer
+	}
+	rec, nerr := s.newest(ctx, key, append([]chord.NodeInfo{self}, hs...))
 	if nerr != nil {
 		return own, err
 	}

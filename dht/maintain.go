@@ -709,6 +709,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 // Run sweeps, maintains, repairs the holders that missed a put and sends
 // recheck hints until ctx ends, then returns after its loops have stopped.
 func (s *Service) Run(ctx context.Context) error {
+	// A node that starts is out of sync until a round has compared its
+	// arc with the holders: the first one runs at once.
+	s.Kick()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		loop(ctx, s.cfg.SweepInterval, nil, func(ctx context.Context) {
