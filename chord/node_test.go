@@ -65,11 +65,12 @@ func newTestNode(t *testing.T, cfg chord.Config) (*chord.Node, *chordtest.Networ
 }
 
 func TestServeRPCValidates(t *testing.T) {
-	n, _ := newTestNode(t, chord.DefaultConfig())
+	n, net := newTestNode(t, chord.DefaultConfig())
 	if err := n.Create(); err != nil {
 		t.Fatal(err)
 	}
 	other := chord.NodeInfo{ID: testID(2), Addr: "b"}
+	net.Listen(other, pinger{})
 	notify := func(node chord.NodeInfo) json.RawMessage {
 		b, _ := json.Marshal(map[string]any{"node": node})
 		return b
@@ -290,7 +291,7 @@ func TestLookupSkipsDeadHops(t *testing.T) {
 }
 
 func TestNotifyAsSuccessor(t *testing.T) {
-	n, _ := newTestNode(t, chord.DefaultConfig())
+	n, net := newTestNode(t, chord.DefaultConfig())
 	if err := n.Create(); err != nil {
 		t.Fatal(err)
 	}
@@ -298,6 +299,8 @@ func TestNotifyAsSuccessor(t *testing.T) {
 	// Two nodes after self, b nearer than c.
 	b := chord.NodeInfo{ID: self.AddPow2(10), Addr: "b"}
 	c := chord.NodeInfo{ID: self.AddPow2(20), Addr: "c"}
+	net.Listen(b, pinger{})
+	net.Listen(c, pinger{})
 	notify := func(x chord.NodeInfo) {
 		t.Helper()
 		p, _ := json.Marshal(map[string]any{"node": x, "role": "successor"})
@@ -440,4 +443,14 @@ func gaugeOrCounter(t *testing.T, reg *prometheus.Registry, name string) float64
 	}
 	t.Fatalf("metric %s not found", name)
 	return 0
+}
+
+// pinger is a member that answers chord.ping and nothing else.
+type pinger struct{}
+
+func (pinger) ServeRPC(_ context.Context, _ chord.ID, method string, _ json.RawMessage) (any, error) {
+	if method == "chord.ping" {
+		return struct{}{}, nil
+	}
+	return nil, chord.ErrUnknownMethod
 }
