@@ -211,9 +211,7 @@ func (w *walk) heard(c NodeInfo, rep Referral) (LookupResult, bool, error) {
 	if w.learn {
 		w.n.learn(c, rep)
 	}
-	for _, x := range rep.Closer {
-		w.cands = append(w.cands, x)
-	}
+	w.cands = append(w.cands, rep.Closer...)
 	if rep.Owner == nil {
 		return LookupResult{}, false, nil
 	}
