@@ -26,29 +26,6 @@ func (l liar) ServeRPC(ctx context.Context, from chord.ID, method string, params
 	return l.honest.ServeRPC(ctx, from, method, params)
 }
 
-// refusedCount reads durachord_chord_refused_total{reason}.
-func refusedCount(t *testing.T, reg *prometheus.Registry, reason string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "durachord_chord_refused_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("metric durachord_chord_refused_total{reason=%q} not found", reason)
-	return 0
-}
-
 func ids(xs []chord.NodeInfo) []chord.ID {
 	out := make([]chord.ID, 0, len(xs))
 	for _, x := range xs {
@@ -134,7 +111,7 @@ func TestLookupRefusesAnswersOutsideInterval(t *testing.T) {
 				if res.Hops > cfg.MaxHops {
 					t.Fatalf("Lookup(%s) took %d hops; want at most MaxHops %d", pos.Short(), res.Hops, cfg.MaxHops)
 				}
-				if got := refusedCount(t, reg, "answer"); got < 1 {
+				if got := counterValue(t, reg, "durachord_chord_refused_total", "reason", "answer"); got < 1 {
 					t.Fatalf("refused answers = %v; want at least 1", got)
 				}
 			})

@@ -181,7 +181,7 @@ func TestMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := counterValue(t, reg, "durachord_chord_lookups_total", "ok"); got != 3 {
+	if got := counterValue(t, reg, "durachord_chord_lookups_total", "result", "ok"); got != 3 {
 		t.Fatalf("lookups_total{result=ok} = %v; want 3", got)
 	}
 	info := chord.NodeInfo{ID: testID(2), Addr: "b"}
@@ -190,8 +190,8 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// counterValue reads a counter with a "result" label from the registry.
-func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) float64 {
+// counterValue reads the counter name{label="value"} from the registry.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -203,13 +203,13 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) f
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
+				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
 				}
 			}
 		}
 	}
-	t.Fatalf("metric %s{result=%q} not found", name, result)
+	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
 	return 0
 }
 
