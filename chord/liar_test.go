@@ -233,3 +233,31 @@ func TestStabilizeChecksSuccessorList(t *testing.T) {
 		}
 	})
 }
+
+// TestProbeChecksNamedSuccessor: a remembered (evicted) peer that comes back
+// and names, through its lookup answer, a closer successor that does not
+// answer has it left out: the probe round adopts only a node that answers.
+func TestProbeChecksNamedSuccessor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newHandRing(t, routeConfig(), 0x10, 0x30, 0x50, 0x70)
+		n, e := r.node(at(0x30)), r.node(at(0x50))
+		// e crashes and n evicts it, remembering it for the probe round.
+		r.net.Down(e.Self().Addr)
+		if err := n.Stabilize(r.ctx); err != nil {
+			t.Fatalf("Stabilize() with its successor down = %v", err)
+		}
+		if got := n.Successors()[0].ID; got != at(0x70) {
+			t.Fatalf("successor after eviction = %s; want %s", got.Short(), at(0x70).Short())
+		}
+		// It comes back naming a node between n and its successor, at an
+		// address nobody serves, as the owner of n's successor position.
+		dead := chord.NodeInfo{ID: at(0x40), Addr: "n-nowhere-40"}
+		r.net.Listen(e.Self(), liar{honest: e, lies: map[string]any{"chord.find_successor": chord.Referral{Owner: &dead}}})
+		if err := n.ProbeEvicted(r.ctx); err != nil {
+			t.Fatalf("ProbeEvicted() = %v", err)
+		}
+		if got := n.Successors()[0]; got.ID == dead.ID {
+			t.Fatalf("successor after probe = %v; want the node that did not answer left out", got)
+		}
+	})
+}
