@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Wire method names.
@@ -141,9 +142,9 @@ func (n *Node) ServeRPC(ctx context.Context, from ID, method string, params json
 			return nil, ErrNotReady
 		}
 		if a.Role == roleSuccessor {
-			n.newSuccessor(a.Node)
+			n.newSuccessor(ctx, a.Node)
 		} else {
-			n.notified(a.Node)
+			n.notified(ctx, a.Node)
 		}
 		return struct{}{}, nil
 	case methodLeave:
@@ -167,7 +168,7 @@ func (n *Node) ServeRPC(ctx context.Context, from ID, method string, params json
 				return nil, err
 			}
 		}
-		n.peerLeft(a)
+		n.peerLeft(ctx, a)
 		return struct{}{}, nil
 	}
 	if h != nil {
@@ -252,15 +253,22 @@ func (n *Node) closestPrecedingLocked(id ID, max int, skip []ID) []NodeInfo {
 	return out
 }
 
-// notified handles chord.notify: x thinks it might be our predecessor.
-func (n *Node) notified(x NodeInfo) {
+// notified handles chord.notify: x thinks it might be our predecessor. It is
+// adopted if it lies between the predecessor and this node (or the
+// predecessor is unknown or suspected), and answers a ping: the notifier
+// proved its ID, not that it serves at the address it names.
+func (n *Node) notified(ctx context.Context, x NodeInfo) {
+	n.mu.Lock()
+	adopt := n.adoptsPredLocked(x) || n.succs[0].ID == n.self.ID
+	n.mu.Unlock()
+	if !adopt || !n.answers(ctx, x, "predecessor") {
+		return
+	}
 	n.mu.Lock()
 	changed := false
-	if !n.hasPred || n.pred.ID == n.self.ID || x.ID.InOpen(n.pred.ID, n.self.ID) || n.suspected(n.pred.ID) {
-		if !n.hasPred || n.pred != x {
-			n.pred, n.hasPred = x, true
-			changed = true
-		}
+	if n.adoptsPredLocked(x) {
+		n.pred, n.hasPred = x, true
+		changed = true
 	}
 	if n.succs[0].ID == n.self.ID {
 		// Alone until now: the notifier is the only other node we know.
@@ -277,40 +285,76 @@ func (n *Node) notified(x NodeInfo) {
 	n.fire(ch, fns)
 }
 
+// adoptsPredLocked reports whether x would replace the predecessor:
+// Chord's rule, x in (predecessor, self), or no live predecessor.
+func (n *Node) adoptsPredLocked(x NodeInfo) bool {
+	if n.hasPred && n.pred == x {
+		return false
+	}
+	return !n.hasPred || n.pred.ID == n.self.ID || x.ID.InOpen(n.pred.ID, n.self.ID) || n.suspected(n.pred.ID)
+}
+
 // newSuccessor handles chord.notify with role successor: x joined between
-// this node and its successor, and is adopted at once if it lies there.
-func (n *Node) newSuccessor(x NodeInfo) {
-	n.mu.Lock()
-	s := n.succs[0]
-	if s.ID != n.self.ID && !x.ID.InOpen(n.self.ID, s.ID) {
-		n.mu.Unlock()
+// this node and its successor, and is adopted at once if it lies there and
+// answers a ping.
+func (n *Node) newSuccessor(ctx context.Context, x NodeInfo) {
+	between := func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		s := n.succs[0]
+		return s.ID == n.self.ID || x.ID.InOpen(n.self.ID, s.ID)
+	}
+	if !between() || !n.answers(ctx, x, "successor") || !between() {
 		return
 	}
-	next := n.filterSelf(append([]NodeInfo{x}, n.succs...))
+	n.mu.Lock()
+	next := n.successorList(append([]NodeInfo{x}, n.succs...))
 	n.mu.Unlock()
 	n.setSuccessors(next)
 }
 
-// peerLeft handles chord.leave: a neighbour leaves gracefully.
-func (n *Node) peerLeft(a leaveArgs) {
+// peerLeft handles chord.leave: a neighbour leaves gracefully and hands over
+// its predecessor (to its successor) and its successors (to its
+// predecessor). Only what answers a ping is adopted, and of the successors
+// only those that follow the leaving node in ring order before this node.
+func (n *Node) peerLeft(ctx context.Context, a leaveArgs) {
+	left := a.Node.ID
+	n.mu.Lock()
+	wasPred := n.hasPred && n.pred.ID == left
+	i := slices.IndexFunc(n.succs, func(x NodeInfo) bool { return x.ID == left })
+	known := slices.Clone(n.succs)
+	n.mu.Unlock()
+	var newPred *NodeInfo
+	var handed []NodeInfo
+	if wasPred && a.Predecessor != nil && a.Predecessor.ID != n.self.ID && a.Predecessor.ID != left {
+		newPred = a.Predecessor
+	}
+	if i >= 0 {
+		for _, x := range a.Successors[:min(len(a.Successors), n.cfg.SuccessorListLen)] {
+			if x.ID.InOpen(left, n.self.ID) && !slices.ContainsFunc(known, func(y NodeInfo) bool { return y.ID == x.ID }) {
+				handed = append(handed, x)
+			}
+		}
+	}
+	newPred, handed = n.answering(ctx, newPred, handed)
+
 	n.mu.Lock()
 	changed := false
-	if n.hasPred && n.pred.ID == a.Node.ID {
+	if n.hasPred && n.pred.ID == left {
 		changed = true
-		if a.Predecessor != nil && a.Predecessor.ID != n.self.ID {
-			n.pred = *a.Predecessor
+		if newPred != nil {
+			n.pred = *newPred
 		} else {
 			n.hasPred = false
 		}
 	}
-	if i := slices.IndexFunc(n.succs, func(x NodeInfo) bool { return x.ID == a.Node.ID }); i >= 0 {
+	if i := slices.IndexFunc(n.succs, func(x NodeInfo) bool { return x.ID == left }); i >= 0 {
 		changed = true
-		var next []NodeInfo
-		next = append(next, n.succs[:i]...)
-		next = append(next, a.Successors...)
-		next = append(next, n.succs[i+1:]...)
-		next = slices.DeleteFunc(next, func(x NodeInfo) bool { return x.ID == a.Node.ID })
-		next = n.filterSelf(next)
+		next := slices.DeleteFunc(append(slices.Clone(n.succs), handed...), func(x NodeInfo) bool { return x.ID == left })
+		// Ring order from this node: the handed-over entries go where
+		// they belong among the known ones.
+		slices.SortFunc(next, func(x, y NodeInfo) int { return n.self.ID.Distance(x.ID).Cmp(n.self.ID.Distance(y.ID)) })
+		next = n.successorList(next)
 		if len(next) == 0 {
 			next = []NodeInfo{n.self}
 		}
@@ -318,13 +362,13 @@ func (n *Node) peerLeft(a leaveArgs) {
 		n.updateLowFingersLocked()
 	}
 	for i := range n.fingers {
-		if n.fingers[i].ID == a.Node.ID {
+		if n.fingers[i].ID == left {
 			n.fingers[i] = NodeInfo{}
 		}
 	}
-	n.cache.remove(a.Node.ID)
-	n.owners.remove(a.Node.ID)
-	delete(n.failures, a.Node.ID)
+	n.cache.remove(left)
+	n.owners.remove(left)
+	delete(n.failures, left)
 	if !changed {
 		n.mu.Unlock()
 		return
@@ -332,4 +376,30 @@ func (n *Node) peerLeft(a leaveArgs) {
 	ch, fns := n.changeLocked()
 	n.mu.Unlock()
 	n.fire(ch, fns)
+}
+
+// answering pings pred (if not nil) and the nodes in succs at once, each
+// within the call timeout, and returns those that answered: pred or nil, and
+// succs in their order.
+func (n *Node) answering(ctx context.Context, pred *NodeInfo, succs []NodeInfo) (*NodeInfo, []NodeInfo) {
+	all := slices.Clone(succs)
+	if pred != nil {
+		all = append(all, *pred)
+	}
+	ok := make([]bool, len(all))
+	var wg sync.WaitGroup
+	for k, x := range all {
+		wg.Go(func() { ok[k] = n.answers(ctx, x, "handed-over") })
+	}
+	wg.Wait()
+	var out []NodeInfo
+	for k, x := range succs {
+		if ok[k] {
+			out = append(out, x)
+		}
+	}
+	if pred != nil && !ok[len(all)-1] {
+		pred = nil
+	}
+	return pred, out
 }

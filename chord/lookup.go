@@ -171,9 +171,16 @@ func (w *walk) owner(ctx context.Context) (LookupResult, error) {
 		}
 		if !c.ID.IsZero() {
 			n.noteSuccess(c)
+		}
+		r, ok, err := w.heard(c, rep)
+		if err != nil {
+			w.refused(c, err)
+			continue
+		}
+		if !c.ID.IsZero() {
 			w.lastOK, w.lastOKSkips = c, len(w.skip)
 		}
-		if r, ok := w.heard(c, rep); ok {
+		if ok {
 			return r, nil
 		}
 	}
@@ -194,50 +201,75 @@ func (w *walk) ownTables() (LookupResult, bool) {
 }
 
 // heard takes in the answer of c, a find_successor reply or a referral, after
-// checking it against the interval asked about: an owner named by c must
-// follow c with the walk's id in between (c itself when c says it is the
-// owner), and closer nodes must lie strictly between c and the id. It
-// returns the owner when the answer names a valid one.
-func (w *walk) heard(c NodeInfo, rep Referral) (LookupResult, bool) {
-	n, id := w.n, w.id
-	owner, ok := w.checkOwner(c, rep)
+// checking it against the interval asked about (see checkAnswer). It returns
+// the owner when the answer names one, and an error, with nothing taken in,
+// when the answer fails the check.
+func (w *walk) heard(c NodeInfo, rep Referral) (LookupResult, bool, error) {
+	if err := w.checkAnswer(c, rep); err != nil {
+		return LookupResult{}, false, err
+	}
 	if w.learn {
-		n.learn(c, rep, ok)
+		w.n.learn(c, rep)
 	}
-	for _, x := range rep.Closer {
-		// Only nodes strictly between the queried node and id make
-		// progress; a bootstrap's ID is unknown, so anything goes.
-		if x.Addr != "" && (c.ID.IsZero() || x.ID.InOpen(c.ID, id)) {
-			w.cands = append(w.cands, x)
-		}
+	w.cands = append(w.cands, rep.Closer...)
+	if rep.Owner == nil {
+		return LookupResult{}, false, nil
 	}
-	if !ok {
-		return LookupResult{}, false
-	}
-	return LookupResult{Owner: owner, Successors: rep.Successors}, true
+	return LookupResult{Owner: *rep.Owner, Successors: rep.Successors}, true, nil
 }
 
-// checkOwner returns the owner rep names, if it is valid for an answer of c.
-func (w *walk) checkOwner(c NodeInfo, rep Referral) (NodeInfo, bool) {
-	if rep.Owner == nil {
-		return NodeInfo{}, false
+// checkAnswer checks an answer of c against the walk's id: an owner named by
+// c must follow c with the id in between (c itself when c says it is the
+// owner), the successors named with it must follow it in ring order, and
+// closer nodes must lie strictly between c and the id. A bootstrap's ID is
+// unknown, so only the nodes' form and the successors' order are checked
+// then.
+func (w *walk) checkAnswer(c NodeInfo, rep Referral) error {
+	id := w.id
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("via %s: %w: %s", c.Addr, ErrBadRequest, fmt.Sprintf(format, args...))
 	}
-	o := *rep.Owner
-	if err := validNode(o); err != nil {
-		w.lastErr = fmt.Errorf("via %s: %w", c.Addr, err)
-		return NodeInfo{}, false
-	}
-	if !c.ID.IsZero() {
-		if rep.OwnerIsSelf && o.ID != c.ID {
-			w.lastErr = fmt.Errorf("via %s: %w: names %s as itself", c.Addr, ErrBadRequest, o)
-			return NodeInfo{}, false
+	if o := rep.Owner; o != nil {
+		if err := validNode(*o); err != nil {
+			return fmt.Errorf("via %s: owner: %w", c.Addr, err)
 		}
-		if !rep.OwnerIsSelf && !w.id.InHalfOpen(c.ID, o.ID) {
-			w.lastErr = fmt.Errorf("via %s: %w: owner %s does not follow %s", c.Addr, ErrBadRequest, o, w.id.Short())
-			return NodeInfo{}, false
+		switch {
+		case c.ID.IsZero():
+		case rep.OwnerIsSelf && o.ID != c.ID:
+			return bad("names %s as itself", o)
+		case !rep.OwnerIsSelf && !id.InHalfOpen(c.ID, o.ID):
+			return bad("owner %s does not follow %s", o, id.Short())
+		}
+		prev := o.ID
+		for _, s := range rep.Successors {
+			if err := validNode(s); err != nil {
+				return fmt.Errorf("via %s: successor: %w", c.Addr, err)
+			}
+			if !s.ID.InOpen(prev, o.ID) {
+				return bad("successor %s of %s out of ring order", s, o)
+			}
+			prev = s.ID
 		}
 	}
-	return o, true
+	for _, x := range rep.Closer {
+		if err := validNode(x); err != nil {
+			return fmt.Errorf("via %s: closer node: %w", c.Addr, err)
+		}
+		if !c.ID.IsZero() && !x.ID.InOpen(c.ID, id) {
+			return bad("closer node %s not between it and %s", x, id.Short())
+		}
+	}
+	return nil
+}
+
+// refused notes that the answer of c failed its check with err: c is
+// skipped for the rest of the walk, as a node that failed is, and the
+// refusal is counted.
+func (w *walk) refused(c NodeInfo, err error) {
+	w.lastErr = err
+	w.skipNode(c)
+	w.n.m.refused.WithLabelValues(refusedAnswer).Inc()
+	w.n.log.Warn("lookup answer refused", "peer", c.String(), "error", err)
 }
 
 // pickCandidate returns the unqueried candidate closest before id;
@@ -269,9 +301,9 @@ func (n *Node) isSuspect(id ID) bool {
 // learn adds the nodes named in an answer of from to the cache, and the arcs
 // it reveals to the owner cache: the arc of an owner follows the node before
 // it, so an owner named by its predecessor, a node's own predecessor and
-// every pair of successive successors each give one. ownerOK says whether
-// the answer's owner passed its check; if not, only the nodes are kept.
-func (n *Node) learn(from NodeInfo, r Referral, ownerOK bool) {
+// every pair of successive successors each give one. The answer has passed
+// its check (see checkAnswer).
+func (n *Node) learn(from NodeInfo, r Referral) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	add := func(x NodeInfo) {
@@ -302,7 +334,7 @@ func (n *Node) learn(from NodeInfo, r Referral, ownerOK bool) {
 	if r.Predecessor != nil && validNode(*r.Predecessor) == nil {
 		arc(from, r.Predecessor.ID)
 	}
-	if r.Owner == nil || !ownerOK {
+	if r.Owner == nil {
 		return
 	}
 	prev := r.Owner.ID

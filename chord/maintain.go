@@ -115,7 +115,14 @@ func (n *Node) Stabilize(ctx context.Context) error {
 		if i := slices.IndexFunc(rest, func(x NodeInfo) bool { return x.ID == n.self.ID }); i >= 0 {
 			rest = rest[:i]
 		}
-		n.setSuccessors(n.filterSelf(append([]NodeInfo{s}, rest...)))
+		// Only entries in ring order after the successor are kept: s
+		// answered, the rest are its word.
+		next, dropped := n.ringOrder(append([]NodeInfo{s}, rest...))
+		if dropped > 0 {
+			n.m.refused.WithLabelValues(refusedOrder).Add(float64(dropped))
+			n.log.Warn("successor list out of ring order", "peer", s.String(), "dropped", dropped)
+		}
+		n.setSuccessors(next)
 		n.markSuccOK()
 		if err := n.call(ctx, s, methodNotify, notifyArgs{Node: n.self}, nil); err != nil {
 			n.log.Debug("notify failed", "peer", s.String(), "error", err)
@@ -154,7 +161,7 @@ func (n *Node) evictSuccessor(s NodeInfo) {
 				next = append(next, f)
 			}
 		}
-		next = n.filterSelf(next)
+		next = n.successorList(next)
 	}
 	n.mu.Unlock()
 	n.setSuccessors(next)
@@ -274,10 +281,13 @@ func (n *Node) ProbeEvicted(ctx context.Context) error {
 			continue
 		}
 		if succ.ID == n.self.ID || o.ID.InOpen(n.self.ID, succ.ID) {
+			if !n.answers(ctx, o, "successor") {
+				continue
+			}
 			n.m.probeMerges.Inc()
 			n.log.Info("found closer successor through remembered peer", "peer", p.String(), "successor", o.String())
 			n.mu.Lock()
-			next := n.filterSelf(append([]NodeInfo{o}, n.succs...))
+			next := n.successorList(append([]NodeInfo{o}, n.succs...))
 			delete(n.failures, o.ID)
 			n.mu.Unlock()
 			n.setSuccessors(next)

@@ -7,6 +7,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// Reasons of durachord_chord_refused_total.
+const (
+	refusedAnswer   = "answer"
+	refusedNoAnswer = "no_answer"
+	refusedOrder    = "order"
+)
+
 type metrics struct {
 	lookups          *prometheus.CounterVec
 	lookupHops       prometheus.Histogram
@@ -18,6 +25,11 @@ type metrics struct {
 	routeRedirects   prometheus.Counter
 	ownerCache       struct{ hit, miss prometheus.Counter }
 	ownerCacheVec    *prometheus.CounterVec
+	// refused counts what members sent that failed a check, by reason:
+	// answer (a lookup answer or referral out of the interval asked
+	// about), no_answer (a node named in notify, leave or a probe that did
+	// not answer), order (successor-list entries out of ring order).
+	refused *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -60,6 +72,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Routed requests whose owner the owner cache knew (hit) or did not (miss: a lookup first); those the node's own tables answer are not counted.",
 		}, []string{"result"}),
 	}
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "durachord_chord_refused_total",
+		Help: "What members sent that failed a check and was not adopted, by reason (answer, no_answer, order).",
+	}, []string{"reason"})
+	for _, r := range []string{refusedAnswer, refusedNoAnswer, refusedOrder} {
+		m.refused.WithLabelValues(r)
+	}
 	m.ownerCache.hit = m.ownerCacheVec.WithLabelValues("hit")
 	m.ownerCache.miss = m.ownerCacheVec.WithLabelValues("miss")
 	m.lookups.WithLabelValues("ok")
@@ -68,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.lookups, m.lookupHops, m.callFailures, m.evictions,
-		m.stabilizeRounds, m.successorChanges, m.probeMerges, m.routeRedirects, m.ownerCacheVec} {
+		m.stabilizeRounds, m.successorChanges, m.probeMerges, m.routeRedirects, m.ownerCacheVec, m.refused} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -306,7 +306,7 @@ func (n *Node) joinVia(ctx context.Context, starts []NodeInfo) error {
 			}
 			continue
 		}
-		succs := n.filterSelf(append([]NodeInfo{res.Owner}, res.Successors...))
+		succs := n.successorList(append([]NodeInfo{res.Owner}, res.Successors...))
 		if len(succs) == 0 {
 			errs = append(errs, fmt.Errorf("via %s: only this node is known", s.Addr))
 			continue
@@ -349,20 +349,47 @@ func (n *Node) fillFingers(ctx context.Context) {
 	}
 }
 
-// filterSelf returns nodes without self, zero entries and duplicates, cut to
-// the successor list length.
-func (n *Node) filterSelf(nodes []NodeInfo) []NodeInfo {
-	out := make([]NodeInfo, 0, len(nodes))
+// successorList returns nodes as a successor list: each entry strictly
+// after the one before it in ring order and before self (so without self,
+// duplicates or entries that wrap around), without zero entries, cut to the
+// successor list length. An entry out of order is dropped.
+func (n *Node) successorList(nodes []NodeInfo) []NodeInfo {
+	out, _ := n.ringOrder(nodes)
+	return out
+}
+
+// ringOrder is successorList that also returns the number of entries it
+// dropped for being out of ring order (self and repeats not counted).
+func (n *Node) ringOrder(nodes []NodeInfo) ([]NodeInfo, int) {
+	out := make([]NodeInfo, 0, min(len(nodes), n.cfg.SuccessorListLen))
+	prev, dropped := n.self.ID, 0
 	for _, x := range nodes {
-		if x.Addr == "" || x.ID == n.self.ID || slices.ContainsFunc(out, func(y NodeInfo) bool { return y.ID == x.ID }) {
-			continue
-		}
-		out = append(out, x)
 		if len(out) == n.cfg.SuccessorListLen {
 			break
 		}
+		if x.Addr == "" || x.ID.IsZero() || x.ID == n.self.ID || slices.ContainsFunc(out, func(y NodeInfo) bool { return y.ID == x.ID }) {
+			continue
+		}
+		if !x.ID.InOpen(prev, n.self.ID) {
+			dropped++
+			continue
+		}
+		out = append(out, x)
+		prev = x.ID
 	}
-	return out
+	return out, dropped
+}
+
+// answers reports whether x answers a ping within the call timeout; a node
+// that does not is counted as refused (no_answer). No lock may be held.
+func (n *Node) answers(ctx context.Context, x NodeInfo, role string) bool {
+	err := n.call(ctx, x, methodPing, nil, nil)
+	if err == nil {
+		return true
+	}
+	n.m.refused.WithLabelValues(refusedNoAnswer).Inc()
+	n.log.Warn("named node did not answer", "peer", x.String(), "as", role, "error", err)
+	return false
 }
 
 // Leave leaves the ring gracefully: the BeforeLeave hooks run first, then the
@@ -588,7 +615,7 @@ func (n *Node) savePeers() {
 		return
 	}
 	n.mu.Lock()
-	sp := savedPeers{Successors: n.filterSelf(n.succs), Fingers: n.distinctFingersLocked()}
+	sp := savedPeers{Successors: n.successorList(n.succs), Fingers: n.distinctFingersLocked()}
 	if n.hasPred {
 		p := n.pred
 		sp.Predecessor = &p

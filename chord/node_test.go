@@ -65,11 +65,12 @@ func newTestNode(t *testing.T, cfg chord.Config) (*chord.Node, *chordtest.Networ
 }
 
 func TestServeRPCValidates(t *testing.T) {
-	n, _ := newTestNode(t, chord.DefaultConfig())
+	n, net := newTestNode(t, chord.DefaultConfig())
 	if err := n.Create(); err != nil {
 		t.Fatal(err)
 	}
 	other := chord.NodeInfo{ID: testID(2), Addr: "b"}
+	net.Listen(other, pinger{})
 	notify := func(node chord.NodeInfo) json.RawMessage {
 		b, _ := json.Marshal(map[string]any{"node": node})
 		return b
@@ -180,7 +181,7 @@ func TestMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := counterValue(t, reg, "durachord_chord_lookups_total", "ok"); got != 3 {
+	if got := counterValue(t, reg, "durachord_chord_lookups_total", "result", "ok"); got != 3 {
 		t.Fatalf("lookups_total{result=ok} = %v; want 3", got)
 	}
 	info := chord.NodeInfo{ID: testID(2), Addr: "b"}
@@ -189,8 +190,8 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// counterValue reads a counter with a "result" label from the registry.
-func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) float64 {
+// counterValue reads the counter name{label="value"} from the registry.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -202,13 +203,13 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) f
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == result {
+				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
 				}
 			}
 		}
 	}
-	t.Fatalf("metric %s{result=%q} not found", name, result)
+	t.Fatalf("metric %s{%s=%q} not found", name, label, value)
 	return 0
 }
 
@@ -290,7 +291,7 @@ func TestLookupSkipsDeadHops(t *testing.T) {
 }
 
 func TestNotifyAsSuccessor(t *testing.T) {
-	n, _ := newTestNode(t, chord.DefaultConfig())
+	n, net := newTestNode(t, chord.DefaultConfig())
 	if err := n.Create(); err != nil {
 		t.Fatal(err)
 	}
@@ -298,6 +299,8 @@ func TestNotifyAsSuccessor(t *testing.T) {
 	// Two nodes after self, b nearer than c.
 	b := chord.NodeInfo{ID: self.AddPow2(10), Addr: "b"}
 	c := chord.NodeInfo{ID: self.AddPow2(20), Addr: "c"}
+	net.Listen(b, pinger{})
+	net.Listen(c, pinger{})
 	notify := func(x chord.NodeInfo) {
 		t.Helper()
 		p, _ := json.Marshal(map[string]any{"node": x, "role": "successor"})
@@ -440,4 +443,14 @@ func gaugeOrCounter(t *testing.T, reg *prometheus.Registry, name string) float64
 	}
 	t.Fatalf("metric %s not found", name)
 	return 0
+}
+
+// pinger is a member that answers chord.ping and nothing else.
+type pinger struct{}
+
+func (pinger) ServeRPC(_ context.Context, _ chord.ID, method string, _ json.RawMessage) (any, error) {
+	if method == "chord.ping" {
+		return struct{}{}, nil
+	}
+	return nil, chord.ErrUnknownMethod
 }

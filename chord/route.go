@@ -175,13 +175,18 @@ func (w *walk) referred(to NodeInfo, ref Referral) (LookupResult, bool) {
 		w.queried = make(map[NodeInfo]bool)
 	}
 	w.queried[to] = true
-	w.lastOK, w.lastOKSkips = to, len(w.skip)
 	if ref.OwnerIsSelf {
 		// It owns the id after all (its predecessor changed meanwhile);
 		// it has been asked, so this says nothing new.
 		ref.Owner, ref.Successors = nil, nil
 	}
-	if r, ok := w.heard(to, ref); ok && !slices.Contains(w.skip, r.Owner.ID) {
+	r, ok, err := w.heard(to, ref)
+	if err != nil {
+		w.refused(to, err)
+		return LookupResult{}, false
+	}
+	w.lastOK, w.lastOKSkips = to, len(w.skip)
+	if ok && !slices.Contains(w.skip, r.Owner.ID) {
 		return r, true
 	}
 	if p := ref.Predecessor; p != nil && validNode(*p) == nil && !slices.Contains(w.skip, p.ID) &&
@@ -258,7 +263,7 @@ func (n *Node) wantsNeighboursLocked(to NodeInfo) bool {
 // successors.
 func (n *Node) learnNeighbours(owner NodeInfo, nb Neighbours) {
 	r := Referral{Owner: &owner, OwnerIsSelf: true, Successors: nb.Successors, Predecessor: nb.Predecessor}
-	n.learn(owner, r, true)
+	n.learn(owner, r)
 }
 
 // Neighbours returns this node's predecessor and a copy of its successor
