@@ -61,6 +61,12 @@ type Config struct {
 	// HintInterval is how often the hints are offered to their owners.
 	// Default 1s.
 	HintInterval time.Duration
+	// StartInSync treats the node's records as current from the start, so
+	// that an owner answers from them alone before its first maintenance
+	// round (see "An owner out of sync" in docs/protocol.md). Only for rings
+	// built from nothing at once, as the ring simulator builds them; a node
+	// of a real ring leaves it false. Default false.
+	StartInSync bool
 	// PageBytes caps the value bytes in one page of records on the wire.
 	// Default 1 MiB.
 	PageBytes int

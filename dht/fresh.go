@@ -40,9 +40,12 @@ type freshness struct {
 	synced atomic.Uint64 // the gen that a completed round synced; in sync when == gen
 }
 
-func newFreshness() *freshness {
+func newFreshness(inSync bool) *freshness {
 	f := &freshness{epoch: time.Now()}
-	f.gen.Store(1) // out of sync from the start
+	f.gen.Store(1) // out of sync from the start, unless told otherwise
+	if inSync {
+		f.synced.Store(1)
+	}
 	return f
 }
 

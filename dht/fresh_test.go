@@ -86,7 +86,7 @@ func TestOwnerOutOfSyncVersionsAboveSuccessors(t *testing.T) {
 // of the watch (the node was frozen or starved) puts the node out of sync,
 // and is seen even before the watch notes it.
 func TestGapMeansOutOfSync(t *testing.T) {
-	f := newFreshness()
+	f := newFreshness(false)
 	f.note()
 	f.synced.Store(f.gen.Load())
 	if !f.inSync() {

@@ -126,7 +126,7 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 		pushQueues: newPushQueues(cfg.MaxBackgroundPushes, cfg.PageBytes),
 		repairs:    newRepairQueue(),
 		hintKick:   make(chan struct{}, 1),
-		fresh:      newFreshness(),
+		fresh:      newFreshness(cfg.StartInSync),
 	}
 	if h, ok := db.(Hints); ok {
 		s.hints = h

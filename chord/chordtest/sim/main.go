@@ -225,7 +225,7 @@ func newSim(o options, n int) (*sim, error) {
 		rng:   rand.New(rand.NewPCG(o.seed, uint64(n))),
 		net:   net,
 		cfg:   cfg,
-		dcfg:  dht.DefaultConfig(),
+		dcfg:  simRecordsConfig(),
 		nodes: make(map[chord.ID]*chord.Node),
 		svcs:  make(map[chord.ID]*dht.Service),
 		calls: &callCounter{n: make(map[string]int)},
@@ -491,4 +491,13 @@ func (s *sim) churn(r float64, d time.Duration, lookupHz float64) (stats, int) {
 		}
 	}
 	return st, len(s.ring)
+}
+
+// simRecordsConfig is the records layer's config in the simulator: a ring
+// built from nothing at once, whose nodes' records are current from the
+// start (dht.Config.StartInSync).
+func simRecordsConfig() dht.Config {
+	c := dht.DefaultConfig()
+	c.StartInSync = true
+	return c
 }
