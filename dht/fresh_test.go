@@ -103,3 +103,63 @@ func TestGapMeansOutOfSync(t *testing.T) {
 		t.Fatal("in sync after a gap, before a round")
 	}
 }
+
+// TestArcGrowthMeansOutOfSync: when a node's predecessor dies its arc grows,
+// and for the grown part a write acknowledged on the old owner and the
+// second holder may be newer than its own copy: until a round syncs it, it
+// serves and versions those keys with its successors' copies.
+func TestArcGrowthMeansOutOfSync(t *testing.T) {
+	r := newRing(t, 5)
+	ms := r.sorted()
+	old, heir, second := ms[0], ms[1], ms[2]
+	var k [32]byte
+	for i := 0; ; i++ {
+		if k = key(i); old.node.Owns(chord.KeyPosition(k)) {
+			break
+		}
+	}
+	ctx := context.Background()
+	if err := old.svc.Put(ctx, k, []byte("v1"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	r.quiesce()
+	// v2 acknowledged on the old owner and the second holder only.
+	v2 := store.Record{Key: k, Value: []byte("v2"), Expiry: time.Now().Add(time.Hour), Replication: 3,
+		Version: store.Version{Clock: uint64(time.Now().Add(time.Second).UnixNano()), Node: 5}}
+	for _, m := range []*member{old, second} {
+		if _, err := m.db.Put(ctx, v2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); !heir.svc.fresh.inSync(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the heir is not in sync 10 s after the ring formed")
+		}
+		_ = heir.svc.Maintain(ctx) // the members' rounds run only when called here
+		time.Sleep(20 * time.Millisecond)
+	}
+	heir.svc.maintainMu.Lock() // no round syncs the heir meanwhile
+	locked := true
+	defer func() {
+		if locked {
+			heir.svc.maintainMu.Unlock()
+		}
+	}()
+	r.kill(old)
+	deadline := time.Now().Add(10 * time.Second)
+	for !heir.node.Owns(chord.KeyPosition(k)) {
+		if time.Now().After(deadline) {
+			t.Fatal("the heir did not take the dead owner's arc")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if heir.svc.fresh.inSync() {
+		t.Fatal("the heir counts as in sync right after its arc grew")
+	}
+	got, err := ms[3].svc.Get(ctx, k)
+	if err != nil || !bytes.Equal(got, []byte("v2")) {
+		t.Fatalf("Get through another node = %q, %v; want v2, acknowledged before the owner died", got, err)
+	}
+	heir.svc.maintainMu.Unlock()
+	locked = false
+}

@@ -67,6 +67,10 @@ type Service struct {
 	recheck  chan chord.NodeInfo
 	windowMu sync.Mutex
 	window   []chord.NodeInfo
+	// pred is the predecessor as last seen (on windowMu), to tell when
+	// this node's arc grew.
+	pred    chord.ID
+	hasPred bool
 
 	// maintainMu serialises maintenance rounds (Run's loop and tests).
 	maintainMu sync.Mutex
@@ -157,7 +161,20 @@ func (s *Service) onRingChange(ch chord.Change) {
 	s.windowMu.Lock()
 	prev := s.window
 	s.window = window
+	// An arc that grew (the predecessor left or died, or is new) holds
+	// positions whose newest copies may be on other holders only: until a
+	// round has synced it, this node serves and versions them with its
+	// successors' copies (see fresh.go).
+	grew := false
+	if ch.Predecessor != nil {
+		np := ch.Predecessor.ID
+		grew = !s.hasPred || (np != s.pred && !np.InHalfOpen(s.pred, self))
+		s.pred, s.hasPred = ch.Predecessor.ID, true
+	}
 	s.windowMu.Unlock()
+	if grew {
+		s.fresh.gen.Add(1)
+	}
 	for _, p := range prev {
 		if containsNode(window, p.ID) {
 			continue
