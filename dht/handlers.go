@@ -51,10 +51,6 @@ func (s *Service) handlePut(ctx context.Context, _ chord.ID, a putArgs) (any, er
 	}
 	a.Expiry = min(a.Expiry, now.Add(s.cfg.MaxTTL).UnixNano())
 	a.Replication = min(a.Replication, uint8(s.cfg.MaxReplication))
-	if v, ok := s.superseded(a); ok {
-		// A delivered hint older than what the owner holds.
-		return putReply{Version: v, Neighbours: s.neighbours(a.Neighbours)}, nil
-	}
 	v, err := s.ownerPut(ctx, a)
 	if err != nil {
 		return nil, err

@@ -209,19 +209,31 @@ func (s *Service) deliver(ctx context.Context, h store.Record) {
 	s.metrics.hints.WithLabelValues("delivered").Inc()
 }
 
-// superseded reports whether the owner serves a version of a's key written
-// after the hinted PUT was taken (a.HintedAt, cut to this node's
-// clock + MaxClockAhead), and returns it.
-func (s *Service) superseded(a putArgs) (store.Version, bool) {
+// hintedAt returns when the hinted PUT a was taken, cut to this node's clock
+// + MaxClockAhead; 0 for a PUT that is not a delivered hint.
+func (s *Service) hintedAt(a putArgs) uint64 {
 	if a.HintedAt <= 0 {
+		return 0
+	}
+	return min(uint64(a.HintedAt), uint64(s.now().Add(s.cfg.MaxClockAhead).UnixNano()))
+}
+
+// superseded reports whether the owner serves a version of a's key written
+// at or after the hinted PUT was taken (see hintedAt), and returns it. While
+// the owner is out of sync its successors' copies count too.
+func (s *Service) superseded(ctx context.Context, a putArgs) (store.Version, bool) {
+	at := s.hintedAt(a)
+	if at == 0 {
 		return store.Version{}, false
 	}
-	at := min(uint64(a.HintedAt), uint64(s.now().Add(s.cfg.MaxClockAhead).UnixNano()))
 	// What the owner serves: a version still short of its write quorum
 	// does not supersede the hint, which then goes in as a new version.
-	cur, err := s.db.Get([32]byte(a.Key))
-	if err != nil || cur.Version.Clock < at {
+	var cur store.Version
+	if r, err := s.db.Get([32]byte(a.Key)); err == nil {
+		cur = r.Version
+	}
+	if cur = s.newestVersion(ctx, [32]byte(a.Key), cur); cur.IsZero() || cur.Clock < at {
 		return store.Version{}, false
 	}
-	return cur.Version, true
+	return cur, true
 }

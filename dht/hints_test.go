@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/store"
 )
 
 // hintRing is a frozen ring of 4 (views stay as they are) and a key owned
@@ -123,5 +124,71 @@ func TestHintsBounded(t *testing.T) {
 	}
 	if n, _ := entry.db.HintCount(); n != 0 {
 		t.Errorf("entry keeps %d hints; want 0", n)
+	}
+}
+
+// TestLaterHintWinsWhateverTheDeliveryOrder: two entry nodes keep hints of
+// one key, taken at t1 and t2 > t1; the older is delivered first. The owner
+// keeps the time a hint was taken as its version, so the newer hint still
+// goes in after it: newer wins by when the PUT was taken.
+func TestLaterHintWinsWhateverTheDeliveryOrder(t *testing.T) {
+	r, entry, owner, k := hintRing(t)
+	other := r.members[1]
+	if other == owner {
+		other = r.members[2]
+	}
+	ctx := context.Background()
+	t1 := time.Now().Add(-2 * time.Second)
+	t2 := t1.Add(time.Second)
+	for _, h := range []struct {
+		m  *member
+		v  string
+		at time.Time
+	}{{entry, "older", t1}, {other, "newer", t2}} {
+		rec := store.Record{Key: k, Value: []byte(h.v), Expiry: time.Now().Add(time.Hour), Replication: 3,
+			Version: store.Version{Clock: uint64(h.at.UnixNano())}}
+		if err := h.m.db.PutHint(ctx, rec, 10, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left := entry.svc.DeliverHints(ctx); left != 0 {
+		t.Fatalf("%d hints left at the first entry", left)
+	}
+	if left := other.svc.DeliverHints(ctx); left != 0 {
+		t.Fatalf("%d hints left at the second entry", left)
+	}
+	if rec, err := owner.db.Get(k); err != nil || !bytes.Equal(rec.Value, []byte("newer")) {
+		t.Fatalf("owner holds %q, %v; want the hint taken last", rec.Value, err)
+	}
+}
+
+// TestHintDeliveredToItselfIsSuperseded: a node that keeps a hint of a key
+// and has since become its owner does not let the hint overwrite a version
+// written after the hint was taken.
+func TestHintDeliveredToItselfIsSuperseded(t *testing.T) {
+	r := newRing(t, 3)
+	r.freeze()
+	m := r.members[0]
+	var k [32]byte
+	for i := 0; ; i++ {
+		if k = key(i); m.node.Owns(chord.KeyPosition(k)) {
+			break
+		}
+	}
+	ctx := context.Background()
+	taken := time.Now().Add(-time.Second)
+	if err := m.svc.Put(ctx, k, []byte("written later"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	old := store.Record{Key: k, Value: []byte("hinted earlier"), Expiry: time.Now().Add(time.Hour), Replication: 3,
+		Version: store.Version{Clock: uint64(taken.UnixNano())}}
+	if err := m.db.PutHint(ctx, old, 10, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if left := m.svc.DeliverHints(ctx); left != 0 {
+		t.Fatalf("%d hints left", left)
+	}
+	if rec, err := m.db.Get(k); err != nil || !bytes.Equal(rec.Value, []byte("written later")) {
+		t.Fatalf("owner holds %q, %v; want the write made after the hint was taken", rec.Value, err)
 	}
 }

@@ -74,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		hints: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durachord_dht_hints_total",
-			Help: "PUTs kept as hints for an owner out of reach, by fate (stored, full, failed, delivered, superseded, expired).",
+			Help: "PUTs kept as hints for an owner out of reach, by fate (stored, full, failed, delivered, superseded, expired); superseded_at_owner counts delivered hints an owner found older than what it holds.",
 		}, []string{"outcome"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durachord_dht_refused_records_total",

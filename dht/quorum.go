@@ -257,11 +257,34 @@ func (q *pushQueues) queue(peer chord.NodeInfo) *holderQueue {
 // returns an error. send makes the call of one batch.
 func (q *pushQueues) push(ctx context.Context, peer chord.NodeInfo, rec store.Record, done func(error),
 	send func(chord.NodeInfo, []store.Record) error) error {
+	return q.enqueue(ctx, peer, rec, done, send, true)
+}
+
+// tryPush is push without the wait: it fails at once (errQueueFull) when
+// the holder's queue is full.
+func (q *pushQueues) tryPush(peer chord.NodeInfo, rec store.Record, done func(error),
+	send func(chord.NodeInfo, []store.Record) error) error {
+	return q.enqueue(context.Background(), peer, rec, done, send, false)
+}
+
+// errQueueFull: a holder's push queue has no room.
+var errQueueFull = errors.New("dht: holder's push queue full")
+
+func (q *pushQueues) enqueue(ctx context.Context, peer chord.NodeInfo, rec store.Record, done func(error),
+	send func(chord.NodeInfo, []store.Record) error, wait bool) error {
 	h := q.queue(peer)
-	select {
-	case h.room <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
+	if wait {
+		select {
+		case h.room <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	} else {
+		select {
+		case h.room <- struct{}{}:
+		default:
+			return errQueueFull
+		}
 	}
 	q.mu.Lock()
 	q.active++
@@ -361,14 +384,17 @@ func (p *pushes) wait(ctx context.Context, want int) (int, error) {
 	return ok, nil
 }
 
-// replicate queues rec for the holders hs and returns once each push is
+// replicate queues rec for the holders hs and returns once the pushes are
 // queued (see pushQueues); the pushes go on under the call timeout, whether
-// or not the PUT still waits for them. A holder that misses the record is
-// queued for repair.
-func (s *Service) replicate(ctx context.Context, rec store.Record, hs []chord.NodeInfo) *pushes {
+// or not the PUT still waits for them. A holder whose queue is full is
+// waited for (within ctx) only while fewer than want holders have taken the
+// push, so that one slow holder's full queue does not hold up PUTs that the
+// others can acknowledge; a holder that misses the record is queued for
+// repair.
+func (s *Service) replicate(ctx context.Context, rec store.Record, hs []chord.NodeInfo, want int) *pushes {
 	p := &pushes{results: make(chan error, len(hs)), n: len(hs)}
-	for _, h := range hs {
-		done := func(err error) {
+	done := func(h chord.NodeInfo) func(error) {
+		return func(err error) {
 			s.metrics.replication.WithLabelValues(outcome(err)).Inc()
 			if err != nil {
 				s.log.Warn("replica push failed", "peer", h.Addr, "key", chord.ID(rec.Key).Short(), "error", err)
@@ -378,11 +404,31 @@ func (s *Service) replicate(ctx context.Context, rec store.Record, hs []chord.No
 			}
 			p.results <- err
 		}
-		if err := s.pushQueues.push(ctx, h, rec, done, s.sendBatch); err != nil {
-			s.metrics.replication.WithLabelValues("no_slot").Inc()
-			s.missed(h, rec.Key)
-			p.results <- fmt.Errorf("push to %v: %w", h, chord.ErrOverloaded)
+	}
+	miss := func(h chord.NodeInfo, err error) {
+		s.metrics.replication.WithLabelValues("no_slot").Inc()
+		s.missed(h, rec.Key)
+		p.results <- fmt.Errorf("push to %v: %w (%w)", h, chord.ErrOverloaded, err)
+	}
+	queued := 0
+	var full []chord.NodeInfo
+	for _, h := range hs {
+		if err := s.pushQueues.tryPush(h, rec, done(h), s.sendBatch); err != nil {
+			full = append(full, h)
+			continue
 		}
+		queued++
+	}
+	for _, h := range full {
+		if queued >= want {
+			miss(h, errQueueFull)
+			continue
+		}
+		if err := s.pushQueues.push(ctx, h, rec, done(h), s.sendBatch); err != nil {
+			miss(h, err)
+			continue
+		}
+		queued++
 	}
 	return p
 }

@@ -274,3 +274,40 @@ func TestOwnerVersionsAboveNewerStored(t *testing.T) {
 		}
 	}
 }
+
+// TestPutDoesNotWaitForFullQueue: with the stalled holder's push queue full
+// (one record), further PUTs are still acknowledged on the owner and the
+// other holder within their deadline; the stalled holder's misses are
+// queued for repair, not waited for.
+func TestPutDoesNotWaitForFullQueue(t *testing.T) {
+	ctx := context.Background()
+	k := key(1)
+	r := newRingTuned(t, 5, func(c *Config) { c.MaxBackgroundPushes = 1 })
+	r.freeze()
+	owner, hs := r.placement(k, 3)
+	st := &stallingTransport{Transport: owner.svc.tr, node: hs[0].info.ID, release: make(chan struct{}), started: make(chan struct{})}
+	owner.svc.tr = st
+	t.Cleanup(func() {
+		select {
+		case <-st.release:
+		default:
+			close(st.release)
+		}
+	})
+	for gen := 1; gen <= 4; gen++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := owner.svc.Put(pctx, k, value(1, gen), time.Hour, 3)
+		cancel()
+		if err != nil {
+			t.Fatalf("Put gen %d with the stalled holder's queue full = %v; want nil", gen, err)
+		}
+		if !holds(hs[1], k, value(1, gen)) {
+			t.Fatalf("the answering holder lacks gen %d", gen)
+		}
+	}
+	if st.finished.Load() {
+		t.Fatal("the PUTs were acknowledged only after the stalled push had ended; want them not to wait for its queue")
+	}
+	close(st.release)
+	owner.svc.Wait()
+}

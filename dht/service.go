@@ -316,6 +316,12 @@ func retryable(err error) bool {
 // quorum. Too few holders is retried with backoff for up to the call timeout
 // (the ring may be replacing a dead holder), within ctx.
 func (s *Service) ownerPut(ctx context.Context, a putArgs) (store.Version, error) {
+	if v, ok := s.superseded(ctx, a); ok {
+		// A delivered hint older than what the owner holds: nothing to
+		// store (whether it came from another node or from this one).
+		s.metrics.hints.WithLabelValues("superseded_at_owner").Inc()
+		return v, nil
+	}
 	start := time.Now()
 	backoff := 20 * time.Millisecond
 	refused := 0
@@ -353,9 +359,15 @@ func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, e
 	self := s.node.Self().ID
 	hs := holders(self, s.node.Successors(), int(a.Replication))
 	need := min(s.cfg.WriteQuorum, int(a.Replication), len(hs)+1)
-	version, err := s.clock.next(s.newestVersion(ctx, key, cur.Version))
+	above := s.newestVersion(ctx, key, cur.Version)
+	version, err := s.clock.next(above)
 	if err != nil {
 		return store.Version{}, fmt.Errorf("dht: put %x: %w", key[:4], err)
+	}
+	if at := s.hintedAt(a); at > above.Clock {
+		// A delivered hint keeps the time it was taken, so that a later
+		// hint of the key, delivered after it, still wins over it.
+		version.Clock = at
 	}
 	rec := store.Record{
 		Key:         key,
@@ -376,7 +388,7 @@ func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, e
 	// that a put costs one fsync's latency, not two in a row. Should the
 	// owner's write fail after a replica took the record, anti-entropy
 	// fetches the newer copy back.
-	p := s.replicate(ctx, rec, hs)
+	p := s.replicate(ctx, rec, hs, need-1)
 	stored, err := s.raw.Put(ctx, rec)
 	if err != nil {
 		s.pending.drop(key, rec.Version)
