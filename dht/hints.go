@@ -47,18 +47,23 @@ const (
 // took the record by then, keeps it as a hint.
 func (s *Service) putOrHint(ctx context.Context, a putArgs, takenAt time.Time) (int, error) {
 	if s.hints == nil {
-		return s.put(ctx, a)
+		calls, v, err := s.putVersion(ctx, a)
+		if err == nil {
+			s.notePut(a, v)
+		}
+		return calls, err
 	}
 	pctx, cancel := ctx, context.CancelFunc(func() {})
 	if dl, ok := ctx.Deadline(); ok {
 		margin := min(hintMargin, time.Until(dl)/4)
 		pctx, cancel = context.WithDeadline(ctx, dl.Add(-margin))
 	}
-	calls, err := s.put(pctx, a)
+	calls, v, err := s.putVersion(pctx, a)
 	cancel()
 	switch {
 	case err == nil:
 		s.dropOlderHint([32]byte(a.Key), takenAt)
+		s.notePut(a, v)
 		return calls, nil
 	case !errors.Is(err, ErrNoOwner) || ctx.Err() != nil:
 		return calls, err
@@ -236,4 +241,13 @@ func (s *Service) superseded(ctx context.Context, a putArgs) (store.Version, boo
 		return store.Version{}, false
 	}
 	return cur, true
+}
+
+// notePut remembers an acknowledged PUT for read-your-writes (see recent.go).
+func (s *Service) notePut(a putArgs, v store.Version) {
+	if v.IsZero() {
+		return
+	}
+	s.recent.note(store.Record{Key: [32]byte(a.Key), Value: a.Value, Expiry: time.Unix(0, a.Expiry),
+		Version: v, Replication: a.Replication}, time.Now())
 }

@@ -92,6 +92,8 @@ type Service struct {
 	hintKick chan struct{}
 	// fresh says whether this node's own records may be served alone.
 	fresh *freshness
+	// recent remembers the PUTs this node acknowledged a moment ago.
+	recent *recentPuts
 }
 
 // New returns a Service over node, tr and db and registers its calls on node.
@@ -131,6 +133,7 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 		repairs:    newRepairQueue(),
 		hintKick:   make(chan struct{}, 1),
 		fresh:      newFreshness(cfg.StartInSync),
+		recent:     newRecentPuts(),
 	}
 	if h, ok := db.(Hints); ok {
 		s.hints = h
@@ -254,6 +257,14 @@ func (s *Service) Put(ctx context.Context, key [32]byte, value []byte, ttl time.
 // a warm ring one call, none when this node owns the key. It returns the
 // calls it made (the owner's replica pushes are not among them).
 func (s *Service) put(ctx context.Context, a putArgs) (int, error) {
+	calls, _, err := s.putVersion(ctx, a)
+	return calls, err
+}
+
+// putVersion is put, which also returns the version the owner gave the
+// record.
+func (s *Service) putVersion(ctx context.Context, a putArgs) (int, store.Version, error) {
+	var acked store.Version
 	pos := chord.KeyPosition([32]byte(a.Key))
 	self := s.node.Self()
 	a.Route = true
@@ -265,7 +276,7 @@ func (s *Service) put(ctx context.Context, a putArgs) (int, error) {
 			// Transient trouble (a ring change, an owner at its limit):
 			// try again until the request's own deadline.
 			if err := pause(ctx, backoff); err != nil {
-				return calls, errors.Join(lastErr, err)
+				return calls, acked, errors.Join(lastErr, err)
 			}
 			backoff = min(2*backoff, 500*time.Millisecond)
 		}
@@ -273,7 +284,8 @@ func (s *Service) put(ctx context.Context, a putArgs) (int, error) {
 		res, err := s.node.Route(ctx, pos, func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
 			if to.ID == self.ID {
 				local = true
-				_, err := s.ownerPut(ctx, a)
+				v, err := s.ownerPut(ctx, a)
+				acked = v
 				return chord.Reply{}, err
 			}
 			// The client's request deadline bounds the call, not the
@@ -286,15 +298,18 @@ func (s *Service) put(ctx context.Context, a putArgs) (int, error) {
 			if err := s.tr.Call(ctx, to, methodPut, a, &rep); err != nil {
 				return chord.Reply{}, err
 			}
+			if rep.Referral == nil {
+				acked = rep.Version
+			}
 			return chord.Reply{Referral: rep.Referral, Neighbours: rep.Neighbours}, nil
 		})
 		calls += res.Calls
 		if err == nil || local {
-			return calls, err
+			return calls, acked, err
 		}
 		lastErr = fmt.Errorf("%w: put %s at %v: %w", ErrNoOwner, pos.Short(), res.Owner, err)
 		if !(retryable(err) || errors.Is(err, chord.ErrLookupFailed)) || ctx.Err() != nil {
-			return calls, lastErr
+			return calls, acked, lastErr
 		}
 	}
 }
@@ -451,6 +466,13 @@ func (s *Service) Get(ctx context.Context, key [32]byte) ([]byte, error) {
 		return h.Value, nil
 	}
 	rec, calls, err := s.get(ctx, key)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		// A PUT this node acknowledged a moment ago is newer than what a
+		// node that only believed it owned the key answered.
+		if r, ok := s.recent.newer(key, rec.Version, err == nil, time.Now(), s.now()); ok {
+			rec, err = r, nil
+		}
+	}
 	s.metrics.ops.WithLabelValues("get", outcome(err)).Inc()
 	s.metrics.calls.get.Observe(float64(calls))
 	if err != nil {
