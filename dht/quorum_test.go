@@ -108,15 +108,7 @@ func TestPutDoesNotWaitForStalledHolder(t *testing.T) {
 	k := key(1)
 	r := newFrozenRing(t, 5, k, value(1, 1), 3)
 	owner, hs := r.placement(k, 3)
-	st := &stallingTransport{Transport: owner.svc.tr, node: hs[0].info.ID, release: make(chan struct{}), started: make(chan struct{})}
-	owner.svc.tr = st
-	t.Cleanup(func() {
-		select {
-		case <-st.release:
-		default:
-			close(st.release)
-		}
-	})
+	st := stallPushes(t, owner, hs[0])
 	if err := owner.svc.Put(ctx, k, value(1, 2), time.Hour, 3); err != nil {
 		t.Fatalf("Put(%x) with a stalled holder = %v; want nil", k, err)
 	}
@@ -285,15 +277,7 @@ func TestPutDoesNotWaitForFullQueue(t *testing.T) {
 	r := newRingTuned(t, 5, func(c *Config) { c.MaxBackgroundPushes = 1 })
 	r.freeze()
 	owner, hs := r.placement(k, 3)
-	st := &stallingTransport{Transport: owner.svc.tr, node: hs[0].info.ID, release: make(chan struct{}), started: make(chan struct{})}
-	owner.svc.tr = st
-	t.Cleanup(func() {
-		select {
-		case <-st.release:
-		default:
-			close(st.release)
-		}
-	})
+	st := stallPushes(t, owner, hs[0])
 	for gen := 1; gen <= 4; gen++ {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := owner.svc.Put(pctx, k, value(1, gen), time.Hour, 3)
@@ -310,4 +294,20 @@ func TestPutDoesNotWaitForFullQueue(t *testing.T) {
 	}
 	close(st.release)
 	owner.svc.Wait()
+}
+
+// stallPushes makes owner's calls to holder stall until the test releases
+// them (close(st.release)) or ends.
+func stallPushes(t *testing.T, owner, holder *member) *stallingTransport {
+	t.Helper()
+	st := &stallingTransport{Transport: owner.svc.tr, node: holder.info.ID, release: make(chan struct{}), started: make(chan struct{})}
+	owner.svc.tr = st
+	t.Cleanup(func() {
+		select {
+		case <-st.release:
+		default:
+			close(st.release)
+		}
+	})
+	return st
 }
