@@ -112,7 +112,7 @@ func (s *Service) ownRecord(ctx context.Context, key [32]byte) (store.Record, er
 		return own, err
 	}
 	self := s.node.Self()
-	hs := holders(self.ID, s.node.Successors(), syncPeers+1)
+	hs := s.syncPeers()
 	if len(hs) == 0 {
 		return own, err // alone on the ring: nobody else can be newer
 	}
@@ -138,9 +138,13 @@ func (s *Service) newestVersion(ctx context.Context, key [32]byte, cur store.Ver
 	if s.fresh.inSync() {
 		return cur
 	}
-	self := s.node.Self()
-	if r, err := s.newest(ctx, key, holders(self.ID, s.node.Successors(), syncPeers+1)); err == nil && r.Version.Compare(cur) > 0 {
+	if r, err := s.newest(ctx, key, s.syncPeers()); err == nil && r.Version.Compare(cur) > 0 {
 		return r.Version
 	}
 	return cur
+}
+
+// syncPeers returns the successors a node out of sync reads with.
+func (s *Service) syncPeers() []chord.NodeInfo {
+	return holders(s.node.Self().ID, s.node.Successors(), syncPeers+1)
 }

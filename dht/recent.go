@@ -2,6 +2,7 @@ package dht
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/durachord/durachord/store"
@@ -32,6 +33,7 @@ type recentPuts struct {
 	mu    sync.Mutex
 	m     map[[32]byte]recentPut
 	bytes int
+	n     atomic.Int64 // len(m), read without the lock by every GET
 }
 
 func newRecentPuts() *recentPuts { return &recentPuts{m: make(map[[32]byte]recentPut)} }
@@ -56,6 +58,7 @@ func (r *recentPuts) note(rec store.Record, now time.Time) {
 	rec.Value = append([]byte(nil), rec.Value...)
 	r.m[rec.Key] = recentPut{rec: rec, seen: now}
 	r.bytes += len(rec.Value)
+	r.n.Store(int64(len(r.m)))
 }
 
 // expire forgets what is older than recentFor. r.mu is held.
@@ -66,14 +69,19 @@ func (r *recentPuts) expire(now time.Time) {
 			delete(r.m, k)
 		}
 	}
+	r.n.Store(int64(len(r.m)))
 }
 
 // newer returns the remembered PUT of key if it is newer than got (or got
 // is not found: found false), still live, and acknowledged within
 // recentFor.
 func (r *recentPuts) newer(key [32]byte, got store.Version, found bool, now, wall time.Time) (store.Record, bool) {
+	if r.n.Load() == 0 {
+		return store.Record{}, false // a node that took no PUT lately takes no lock
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	defer func() { r.n.Store(int64(len(r.m))) }()
 	p, ok := r.m[key]
 	switch {
 	case !ok:
