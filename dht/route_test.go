@@ -49,7 +49,8 @@ func TestWarmRingOneCallPerOperation(t *testing.T) {
 			t.Fatalf("Put(key-%d) = %v", i, err)
 		}
 	}
-	r.freeze() // no rounds: every call on the network is the operation's
+	r.freeze()  // no rounds: every call on the network is the operation's
+	r.quiesce() // and the pushes of the PUTs above have all landed
 	for i := range keys {
 		want := uint64(1)
 		if entry.node.Owns(chord.KeyPosition(key(i))) {
@@ -74,11 +75,8 @@ func TestWarmRingOneCallPerOperation(t *testing.T) {
 		}
 		// The put is acknowledged on its write quorum; the push to the
 		// last holder may still be on its way.
-		for deadline := time.Now().Add(5 * time.Second); c.store < 2 && time.Now().Before(deadline); {
-			time.Sleep(5 * time.Millisecond)
-			c = r.calls().since(before)
-		}
-		if c.store != 2 {
+		r.quiesce()
+		if c = r.calls().since(before); c.store != 2 {
 			t.Errorf("Put(key-%d) made %d replica pushes; want 2", i, c.store)
 		}
 		// A key nobody holds: the owner says so, and its two nearest
