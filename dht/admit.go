@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/store"
 )
 
@@ -41,6 +42,55 @@ func (s *Service) admit(w wireRecord, primary bool, now time.Time) (store.Record
 			errTooFarAhead, rec.Version, ahead.Round(time.Millisecond), s.cfg.MaxClockAhead)
 	}
 	return rec, rec.Expiry.After(now), nil
+}
+
+// errOutOfWindow: a dht.store sent a copy of a record to a node that, as it
+// sees the ring, is not in the sender's replication window for it.
+var errOutOfWindow = errors.New("dht: this node is not in the sender's replication window for the key")
+
+// mayHoldFrom reports whether from may hand this node a copy of the record at
+// pos with replication r, as this node sees the ring: always when this node
+// owns pos (the old owner handing over, a node placing a stray copy or
+// delivering a hint: what a dht.put could do anyway); otherwise only when
+// from lies on the arc from pos to this node (it can be the owner, or a
+// holder passing its copy on as it leaves) and this node knows of fewer than
+// r-1 nodes between from and itself, so that it can be in from's window. Its
+// immediate predecessor may always hand it copies: it is the node whose arc
+// and windows this node takes over when it leaves.
+func (s *Service) mayHoldFrom(from, pos chord.ID, r int) bool {
+	self := s.node.Self().ID
+	if s.node.Owns(pos) {
+		return true
+	}
+	if from != pos && !from.InOpen(pos, self) {
+		return false
+	}
+	pred, ok := s.node.Predecessor()
+	if ok && from == pred.ID {
+		return true
+	}
+	limit := max(r-2, 0)
+	seen := make(map[chord.ID]bool)
+	count := func(n chord.NodeInfo) bool {
+		if n.ID != from && n.ID != self && !seen[n.ID] && n.ID.InOpen(from, self) {
+			seen[n.ID] = true
+		}
+		return len(seen) > limit
+	}
+	if ok && count(pred) {
+		return false
+	}
+	for _, n := range s.node.Successors() {
+		if count(n) {
+			return false
+		}
+	}
+	for _, n := range s.node.Fingers() {
+		if count(n) {
+			return false
+		}
+	}
+	return true
 }
 
 // aheadOf returns how far v's clock is ahead of now (0 or less when it is

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/store"
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -130,4 +132,71 @@ func TestClockNeverWraps(t *testing.T) {
 	if err := m.svc.Put(ctx, key(1), []byte("new"), time.Hour, 1); !errors.Is(err, errClockExhausted) {
 		t.Fatalf("Put over a record at the largest version = %v; want %v", err, errClockExhausted)
 	}
+}
+
+// TestStoreOnlyFromTheWindow: a dht.store copy of a record the receiver does
+// not own is taken only from a node whose replication window, as the
+// receiver sees the ring, can include the receiver; a refused copy is named
+// in the reply (so the sender does not count it) and counted. A record the
+// receiver owns is taken from any member, as a dht.put would be.
+func TestStoreOnlyFromTheWindow(t *testing.T) {
+	r := newRing(t, 8)
+	r.freeze()
+	ctx := context.Background()
+	k := key(1)
+	owner, hs := r.placement(k, 3)
+	ms := r.sorted()
+	at := slices.Index(ms, hs[1])
+	after := ms[(at+1)%len(ms)]                               // beyond the window
+	before := ms[(slices.Index(ms, owner)-2+len(ms))%len(ms)] // before the key
+	rec := func(repl uint8) wireRecord {
+		return wireRecord{Key: chord.ID(k), Value: []byte("v"), Expiry: time.Now().Add(time.Hour).UnixNano(),
+			Version: store.Version{Clock: uint64(time.Now().UnixNano()), Node: 1}, Replication: repl}
+	}
+	send := func(from, to *member, w wireRecord) storeReply {
+		t.Helper()
+		var reply storeReply
+		if err := r.net.Transport(from.info).Call(ctx, to.info, methodStore, storeArgs{Records: []wireRecord{w}}, &reply); err != nil {
+			t.Fatal(err)
+		}
+		return reply
+	}
+	for _, c := range []struct {
+		name     string
+		from, to *member
+		repl     uint8
+		ok       bool
+	}{
+		{"owner to its second holder", owner, hs[1], 3, true},
+		{"first holder to the next (its successor)", hs[0], hs[1], 3, true},
+		{"the node after the window", after, hs[1], 3, false},
+		{"a node before the key", before, hs[1], 3, false},
+		{"owner to a node beyond a replication-2 window", owner, hs[1], 2, false},
+		{"anyone to the owner", after, owner, 3, true},
+	} {
+		refusedBefore := testutilCounter(t, c.to.svc.metrics.refused.WithLabelValues("window"))
+		reply := send(c.from, c.to, rec(c.repl))
+		refused := testutilCounter(t, c.to.svc.metrics.refused.WithLabelValues("window")) - refusedBefore
+		_, err := c.to.db.Get(k)
+		if c.ok && (len(reply.Refused) != 0 || err != nil || refused != 0) {
+			t.Errorf("%s: reply %+v, Get = %v, %v refusals counted; want the copy taken", c.name, reply, err, refused)
+		}
+		if !c.ok && (!slices.Equal(reply.Refused, []chord.ID{chord.ID(k)}) || reply.Stored != 0 || refused != 1) {
+			t.Errorf("%s: reply %+v, %v refusals counted; want the key refused, named and counted", c.name, reply, refused)
+		}
+		if !c.ok && err == nil {
+			t.Errorf("%s: the receiver holds a copy it refused", c.name)
+		}
+		_ = c.to.db.Delete(ctx, k)
+	}
+}
+
+// testutilCounter reads a counter's value.
+func testutilCounter(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }

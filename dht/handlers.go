@@ -111,12 +111,21 @@ func (s *Service) handleStore(ctx context.Context, from chord.ID, a storeArgs) (
 	}
 	now := s.now()
 	recs := make([]store.Record, 0, len(a.Records))
+	var refused []chord.ID
 	for _, w := range a.Records {
-		rec, live, err := s.admit(w, s.node.Owns(chord.KeyPosition([32]byte(w.Key))), now)
+		pos := chord.KeyPosition([32]byte(w.Key))
+		rec, live, err := s.admit(w, s.node.Owns(pos), now)
+		if err == nil && !s.mayHoldFrom(from, pos, int(rec.Replication)) {
+			s.metrics.refused.WithLabelValues("window").Inc()
+			err = errOutOfWindow
+		}
 		switch {
-		case errors.Is(err, errTooFarAhead):
-			// Refused alone (and counted): the rest of the page is kept.
+		case errors.Is(err, errTooFarAhead), errors.Is(err, errOutOfWindow):
+			// Refused alone (and counted, and named in the reply so that
+			// the sender does not count this copy): the rest of the page
+			// is kept.
 			s.log.Debug("record refused", "from", from.Short(), "key", w.Key.Short(), "error", err)
+			refused = append(refused, w.Key)
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("%w: %v", chord.ErrBadRequest, err)
@@ -132,7 +141,7 @@ func (s *Service) handleStore(ctx context.Context, from chord.ID, a storeArgs) (
 	if err != nil {
 		return nil, err
 	}
-	return storeReply{Stored: stored}, nil
+	return storeReply{Stored: stored, Refused: refused}, nil
 }
 
 func (s *Service) handleRange(_ context.Context, _ chord.ID, a rangeArgs) (any, error) {

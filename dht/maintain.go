@@ -206,6 +206,7 @@ func (s *Service) push(ctx context.Context, peer chord.NodeInfo, recs []store.Re
 // sendPages sends records to peer in pages of at most maxPageRecords records
 // and PageBytes value bytes, paced by the repair rate when paced is set.
 func (s *Service) sendPages(ctx context.Context, peer chord.NodeInfo, recs []store.Record, paced bool) error {
+	refused := 0
 	for len(recs) > 0 {
 		var page []wireRecord
 		bytes := 0
@@ -224,11 +225,18 @@ func (s *Service) sendPages(ctx context.Context, peer chord.NodeInfo, recs []sto
 			}
 		}
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-		err := s.tr.Call(cctx, peer, methodStore, storeArgs{Records: page}, nil)
+		var reply storeReply
+		err := s.tr.Call(cctx, peer, methodStore, storeArgs{Records: page}, &reply)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("store %d records at %v: %w", len(page), peer, err)
 		}
+		refused += len(reply.Refused)
+	}
+	if refused > 0 {
+		// The rest went in; the peer's view of the ring disagrees with
+		// this node's about these, and the next rounds decide again.
+		return fmt.Errorf("store at %v: %d records: %w", peer, refused, errCopyRefused)
 	}
 	return nil
 }

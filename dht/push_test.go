@@ -20,12 +20,12 @@ type blockingSender struct {
 	batches []int
 }
 
-func (b *blockingSender) send(_ chord.NodeInfo, recs []store.Record) error {
+func (b *blockingSender) send(_ chord.NodeInfo, recs []store.Record) ([]chord.ID, error) {
 	<-b.release
 	b.mu.Lock()
 	b.batches = append(b.batches, len(recs))
 	b.mu.Unlock()
-	return nil
+	return nil, nil
 }
 
 // TestPushQueuesBatch: pushes queued for a holder while its calls are busy
@@ -138,4 +138,36 @@ func TestPushQueuesBackPressure(t *testing.T) {
 		t.Fatalf("push after room was made = %v", err)
 	}
 	q.wait()
+}
+
+// TestPushQueuesRefusedCopy: a copy the holder names as refused in its reply
+// is a failed push (the PUT's quorum does not count it); the rest of the
+// batch succeeded.
+func TestPushQueuesRefusedCopy(t *testing.T) {
+	q := newPushQueues(1000, 1<<20)
+	peer := chord.NodeInfo{ID: chord.ID{1}}
+	refuse := func(_ chord.NodeInfo, recs []store.Record) ([]chord.ID, error) {
+		return []chord.ID{chord.ID(key(1))}, nil
+	}
+	results := make(map[int]error)
+	var mu sync.Mutex
+	for i := range 3 {
+		err := q.push(context.Background(), peer, store.Record{Key: key(i)}, func(err error) {
+			mu.Lock()
+			results[i] = err
+			mu.Unlock()
+		}, refuse)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	q.wait()
+	if len(results) != 3 {
+		t.Fatalf("%d of 3 pushes ended", len(results))
+	}
+	for i := range 3 {
+		if err := results[i]; (i == 1) != errors.Is(err, errCopyRefused) || (i != 1 && err != nil) {
+			t.Errorf("push of record %d ended with %v; want %v only for record 1", i, err, errCopyRefused)
+		}
+	}
 }

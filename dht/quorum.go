@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,6 +191,13 @@ func (v visibleRecords) Get(key [32]byte) (store.Record, error) {
 	return v.pending.visible(key, rec, v.now())
 }
 
+// sendFunc makes the call of one batch of pushes to a holder: it returns
+// the keys the holder refused (see storeReply) or the error of the call.
+type sendFunc func(chord.NodeInfo, []store.Record) (refused []chord.ID, err error)
+
+// errCopyRefused: a holder refused a copy (see handleStore).
+var errCopyRefused = errors.New("dht: the holder refused the copy")
+
 // pushesPerBatch caps the batches of replica pushes in flight to one holder.
 const pushesPerBatch = 2
 
@@ -256,14 +264,14 @@ func (q *pushQueues) queue(peer chord.NodeInfo) *holderQueue {
 // first; done is called with the push's outcome, exactly once, unless push
 // returns an error. send makes the call of one batch.
 func (q *pushQueues) push(ctx context.Context, peer chord.NodeInfo, rec store.Record, done func(error),
-	send func(chord.NodeInfo, []store.Record) error) error {
+	send sendFunc) error {
 	return q.enqueue(ctx, peer, rec, done, send, true)
 }
 
 // tryPush is push without the wait: it fails at once (errQueueFull) when
 // the holder's queue is full.
 func (q *pushQueues) tryPush(peer chord.NodeInfo, rec store.Record, done func(error),
-	send func(chord.NodeInfo, []store.Record) error) error {
+	send sendFunc) error {
 	return q.enqueue(context.Background(), peer, rec, done, send, false)
 }
 
@@ -271,7 +279,7 @@ func (q *pushQueues) tryPush(peer chord.NodeInfo, rec store.Record, done func(er
 var errQueueFull = errors.New("dht: holder's push queue full")
 
 func (q *pushQueues) enqueue(ctx context.Context, peer chord.NodeInfo, rec store.Record, done func(error),
-	send func(chord.NodeInfo, []store.Record) error, wait bool) error {
+	send sendFunc, wait bool) error {
 	h := q.queue(peer)
 	if wait {
 		select {
@@ -301,7 +309,7 @@ func (q *pushQueues) enqueue(ctx context.Context, peer chord.NodeInfo, rec store
 }
 
 // drain sends the holder's queue in batches until it is empty.
-func (q *pushQueues) drain(h *holderQueue, send func(chord.NodeInfo, []store.Record) error) {
+func (q *pushQueues) drain(h *holderQueue, send sendFunc) {
 	for {
 		q.mu.Lock()
 		n, bytes := 0, 0
@@ -328,9 +336,13 @@ func (q *pushQueues) drain(h *holderQueue, send func(chord.NodeInfo, []store.Rec
 		for i, it := range batch {
 			recs[i] = it.rec
 		}
-		err := send(h.peer, recs)
+		refused, err := send(h.peer, recs)
 		for _, it := range batch {
-			it.done(err)
+			if err == nil && slices.Contains(refused, chord.ID(it.rec.Key)) {
+				it.done(errCopyRefused)
+			} else {
+				it.done(err)
+			}
 			<-h.room
 		}
 		q.mu.Lock()
@@ -434,14 +446,18 @@ func (s *Service) replicate(ctx context.Context, rec store.Record, hs []chord.No
 }
 
 // sendBatch pushes one batch of records to a holder, within the call timeout.
-func (s *Service) sendBatch(h chord.NodeInfo, recs []store.Record) error {
+func (s *Service) sendBatch(h chord.NodeInfo, recs []store.Record) ([]chord.ID, error) {
 	page := make([]wireRecord, len(recs))
 	for i, r := range recs {
 		page[i] = toWire(r)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
 	defer cancel()
-	return s.tr.Call(ctx, h, methodStore, storeArgs{Records: page}, nil)
+	var reply storeReply
+	if err := s.tr.Call(ctx, h, methodStore, storeArgs{Records: page}, &reply); err != nil {
+		return nil, err
+	}
+	return reply.Refused, nil
 }
 
 // Wait returns once every replica push that a PUT started has ended; each

@@ -119,8 +119,13 @@ type storeArgs struct {
 	Records []wireRecord `json:"records"`
 }
 
+// storeReply says how many records were stored (a copy older than the one
+// held counts as not stored, which is no failure) and which keys were
+// refused: a copy this node may not hold from the sender, or a version too
+// far ahead of its clock.
 type storeReply struct {
-	Stored int `json:"stored"`
+	Stored  int        `json:"stored"`
+	Refused []chord.ID `json:"refused,omitempty"`
 }
 
 type rangeArgs struct {
