@@ -211,9 +211,10 @@ func TestLeaveChecksHandover(t *testing.T) {
 }
 
 // TestStabilizeChecksSuccessorList: a successor that answers chord.neighbours
-// with a list out of ring order, naming this node and a node that does not
-// answer as its predecessor, has only the entries in order after it
-// adopted, and stays the first successor.
+// with a list out of ring order, naming this node, a node that does not
+// answer as its predecessor and another in its list, has only the entries in
+// order after it that answer adopted, and stays the first successor; the
+// live nodes of this node's own list that the lie left out are kept.
 func TestStabilizeChecksSuccessorList(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		cfg := routeConfig()
@@ -222,12 +223,13 @@ func TestStabilizeChecksSuccessorList(t *testing.T) {
 		q, s := r.node(at(0x30)), r.node(at(0x50))
 		dead := chord.NodeInfo{ID: at(0x40), Addr: "n-nowhere-40"}
 		n70, n90, nb0 := r.node(at(0x70)).Self(), r.node(at(0x90)).Self(), r.node(at(0xb0)).Self()
-		lie := chord.Neighbours{Predecessor: &dead, Successors: []chord.NodeInfo{n90, n70, q.Self(), nb0, q.Self()}}
+		nobody := chord.NodeInfo{ID: at(0x60), Addr: "n-nowhere-60"}
+		lie := chord.Neighbours{Predecessor: &dead, Successors: []chord.NodeInfo{nobody, n90, n70, q.Self(), nb0, q.Self()}}
 		r.net.Listen(s.Self(), liar{honest: s, lies: map[string]any{"chord.neighbours": lie}})
 		if err := q.Stabilize(r.ctx); err != nil {
 			t.Fatalf("Stabilize() = %v", err)
 		}
-		want := []chord.ID{at(0x50), at(0x90)}
+		want := []chord.ID{at(0x50), at(0x70), at(0x90), at(0xb0)}
 		if got := ids(q.Successors()); !slices.Equal(got, want) {
 			t.Fatalf("Successors() after a list out of order = %v; want %v", shorts(got), shorts(want))
 		}

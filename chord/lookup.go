@@ -269,7 +269,7 @@ func (w *walk) refused(c NodeInfo, err error) {
 	w.lastErr = err
 	w.skipNode(c)
 	w.n.m.refused.WithLabelValues(refusedAnswer).Inc()
-	w.n.log.Warn("lookup answer refused", "peer", c.String(), "error", err)
+	w.n.refusals.warn(w.n.log, refusedAnswer, c.ID, "lookup answer refused", "peer", c.String(), "error", err)
 }
 
 // pickCandidate returns the unqueried candidate closest before id;

@@ -120,8 +120,9 @@ func (n *Node) Stabilize(ctx context.Context) error {
 		next, dropped := n.ringOrder(append([]NodeInfo{s}, rest...))
 		if dropped > 0 {
 			n.m.refused.WithLabelValues(refusedOrder).Add(float64(dropped))
-			n.log.Warn("successor list out of ring order", "peer", s.String(), "dropped", dropped)
+			n.refusals.warn(n.log, refusedOrder, s.ID, "successor list out of ring order", "peer", s.String(), "dropped", dropped)
 		}
+		next = n.checkList(ctx, next)
 		n.setSuccessors(next)
 		n.markSuccOK()
 		if err := n.call(ctx, s, methodNotify, notifyArgs{Node: n.self}, nil); err != nil {
@@ -138,6 +139,49 @@ func (n *Node) Stabilize(ctx context.Context) error {
 		return nil
 	}
 	return nil
+}
+
+// checkList returns list (a successor and the list it gave, in ring order)
+// as this node adopts it. The nodes it names that this node does not know
+// yet are adopted only if they answer a ping, so that a successor that
+// names nodes nobody serves gets none of them adopted; the nodes of this
+// node's own list past the successor that the successor's list leaves out
+// are kept if they answer, so that a successor that leaves live nodes out
+// does not cut this node off from them (a node that died does not answer,
+// and goes). On a settled ring nobody is asked.
+func (n *Node) checkList(ctx context.Context, list []NodeInfo) []NodeInfo {
+	s := list[0]
+	n.mu.Lock()
+	known := slices.Clone(n.succs)
+	n.mu.Unlock()
+	has := func(l []NodeInfo, x NodeInfo) bool {
+		return slices.ContainsFunc(l, func(y NodeInfo) bool { return y.ID == x.ID })
+	}
+	var fresh, left []NodeInfo
+	for _, x := range list[1:] {
+		if !has(known, x) {
+			fresh = append(fresh, x)
+		}
+	}
+	for _, x := range known {
+		if x.ID != n.self.ID && x.ID.InOpen(s.ID, n.self.ID) && !has(list, x) {
+			left = append(left, x)
+		}
+	}
+	if len(fresh) == 0 && len(left) == 0 {
+		return list
+	}
+	_, ok := n.answering(ctx, nil, append(fresh, left...))
+	out := slices.DeleteFunc(slices.Clone(list), func(x NodeInfo) bool {
+		return x.ID != s.ID && has(fresh, x) && !has(ok, x)
+	})
+	for _, x := range left {
+		if has(ok, x) {
+			out = append(out, x)
+		}
+	}
+	slices.SortFunc(out, func(a, b NodeInfo) int { return n.self.ID.Distance(a.ID).Cmp(n.self.ID.Distance(b.ID)) })
+	return n.successorList(out)
 }
 
 func (n *Node) markSuccOK() {

@@ -90,6 +90,8 @@ type Node struct {
 	recordCounts func() RecordCounts
 	// rng drives staggering and probe choices.
 	rng *rand.Rand
+	// refusals throttles the WARN lines of refused answers (own lock).
+	refusals refusalLog
 	// savedPeers is the last value written under metaPeersKey.
 	savedPeers []byte
 }
@@ -388,7 +390,7 @@ func (n *Node) answers(ctx context.Context, x NodeInfo, role string) bool {
 		return true
 	}
 	n.m.refused.WithLabelValues(refusedNoAnswer).Inc()
-	n.log.Warn("named node did not answer", "peer", x.String(), "as", role, "error", err)
+	n.refusals.warn(n.log, refusedNoAnswer, x.ID, "named node did not answer", "peer", x.String(), "as", role, "error", err)
 	return false
 }
 

@@ -116,7 +116,8 @@ func (s *Service) ownRecord(ctx context.Context, key [32]byte) (store.Record, er
 	if len(hs) == 0 {
 		return own, err // alone on the ring: nobody else can be newer
 	}
-	rec, nerr := s.newest(ctx, key, append([]chord.NodeInfo{self}, hs...))
+	peers := append([]chord.NodeInfo{self}, hs...)
+	rec, _, nerr := s.newest(ctx, key, peers, len(peers))
 	if nerr != nil {
 		return own, err
 	}
@@ -138,7 +139,8 @@ func (s *Service) newestVersion(ctx context.Context, key [32]byte, cur store.Ver
 	if s.fresh.inSync() {
 		return cur
 	}
-	if r, err := s.newest(ctx, key, s.syncPeers()); err == nil && r.Version.Compare(cur) > 0 {
+	peers := s.syncPeers()
+	if r, _, err := s.newest(ctx, key, peers, len(peers)); err == nil && r.Version.Compare(cur) > 0 {
 		return r.Version
 	}
 	return cur

@@ -1,8 +1,14 @@
 package dht
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,5 +126,215 @@ func TestLyingOwnerCannotMakeNodesDropCopies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// hostileMember serves a ring member's calls as a member bent on harm would:
+// it names itself the owner of every identifier, answers successor lists
+// with nodes that do not exist and in the wrong order, answers digests,
+// version lists and fetches as empty, says it holds no record, and takes
+// pushes and throws them away. Whatever it is not lying about it serves as
+// the member would.
+type hostileMember struct {
+	honest chord.Handler
+	self   chord.NodeInfo
+	fakes  []chord.NodeInfo // IDs nobody serves
+}
+
+func (h hostileMember) ServeRPC(ctx context.Context, from chord.ID, method string, params json.RawMessage) (any, error) {
+	switch method {
+	case "chord.find_successor":
+		self := h.self
+		return chord.Referral{Owner: &self, OwnerIsSelf: true, Successors: h.fakes}, nil
+	case "chord.neighbours":
+		pred := h.fakes[0]
+		succs := slices.Clone(h.fakes)
+		slices.Reverse(succs) // and out of ring order
+		return chord.Neighbours{Predecessor: &pred, Successors: succs}, nil
+	case methodDigest:
+		return digestReply{}, nil
+	case methodVersions:
+		return versionsReply{}, nil
+	case methodFetch:
+		return fetchReply{}, nil
+	case methodGet:
+		return nil, chord.ErrNotFound
+	case methodStore:
+		var a storeArgs
+		if err := json.Unmarshal(params, &a); err != nil {
+			return nil, err
+		}
+		return storeReply{Stored: len(a.Records)}, nil
+	}
+	return h.honest.ServeRPC(ctx, from, method, params)
+}
+
+// lie makes the hostile member's calls to one honest node: pushes of
+// records with versions far ahead of any clock (for keys of its own and for
+// the honest writers' keys), with expiries centuries away and replication
+// 255, and puts of the same; a notify that it has just joined as the node's
+// successor; and a leave that hands over nodes that do not exist.
+func (h hostileMember) lie(ctx context.Context, tr chord.Transport, to chord.NodeInfo, round int, honestKeys int) {
+	now := time.Now()
+	forever := int64(math.MaxInt64)
+	junk := func(i int) chord.ID { return chord.ID(key(1_000_000 + round*100 + i)) }
+	recs := []wireRecord{
+		{Key: junk(0), Value: []byte("never replaced"), Expiry: forever, Replication: 255,
+			Version: store.Version{Clock: math.MaxUint64, Node: math.MaxUint64}},
+		{Key: chord.ID(key(round % honestKeys)), Value: []byte("overwritten"), Expiry: forever, Replication: 255,
+			Version: store.Version{Clock: uint64(now.Add(2 * time.Minute).UnixNano()), Node: math.MaxUint64}},
+		{Key: junk(1), Value: []byte("outlives its TTL"), Expiry: forever, Replication: 255,
+			Version: store.Version{Clock: uint64(now.Add(30 * time.Second).UnixNano()), Node: 1}},
+	}
+	_ = tr.Call(ctx, to, methodStore, storeArgs{Records: recs}, nil)
+	_ = tr.Call(ctx, to, methodPut, putArgs{Key: junk(2), Value: []byte("put forever"), Expiry: forever, Replication: 255}, nil)
+	self := h.self
+	_ = tr.Call(ctx, to, "chord.notify", map[string]any{"node": self, "role": "successor"}, nil)
+	_ = tr.Call(ctx, to, "chord.leave", map[string]any{"node": self, "predecessor": h.fakes[0], "successors": h.fakes}, nil)
+}
+
+// TestHostileMemberManyRounds: one member of ten lies in every way listed
+// for hostileMember and sends its lies to every honest node, round after
+// round, while honest nodes take PUTs and run their maintenance (every
+// 50 ms). After many rounds: every acknowledged PUT reads back through every
+// honest node; every honest node in a record's window (the true ring's
+// owner and its successors) holds the newest copy, so a record is on its
+// replication count of honest nodes, less the liar's own place when the
+// liar is in its window; and no honest store holds a record that outlives
+// the maximum TTL, has a replication above the maximum or a version ahead
+// of the clock bound.
+func TestHostileMemberManyRounds(t *testing.T) {
+	const (
+		n       = 10
+		keys    = 120
+		gens    = 4
+		repl    = 3
+		maintEv = 50 * time.Millisecond
+	)
+	r := newRingMaintained(t, n, maintEv)
+	ms := r.sorted()
+	bad := ms[4]
+	var order []string
+	for _, m := range ms {
+		order = append(order, m.info.String())
+	}
+	t.Logf("ring %v; the liar is %v", order, bad.info)
+	h := hostileMember{honest: bad.node, self: bad.info}
+	for i := range 3 {
+		// Between the liar and its successor, so that they would be
+		// adopted if they were not checked.
+		id := bad.info.ID.AddPow2(200 - i*8)
+		h.fakes = append(h.fakes, chord.NodeInfo{ID: id, Addr: fmt.Sprintf("nobody-%d", i)})
+	}
+	slices.SortFunc(h.fakes, func(a, b chord.NodeInfo) int { return bad.info.ID.Distance(a.ID).Cmp(bad.info.ID.Distance(b.ID)) })
+	var honest []*member
+	for _, m := range r.members {
+		if m != bad {
+			honest = append(honest, m)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, m := range honest {
+		wg.Go(func() { _ = m.svc.Run(ctx) })
+	}
+	r.net.Listen(bad.info, h)
+	badTr := r.net.Transport(bad.info)
+	lying := make(chan struct{})
+	wg.Go(func() {
+		for round := 0; ; round++ {
+			for _, m := range honest {
+				h.lie(ctx, badTr, m.info, round, keys)
+			}
+			select {
+			case <-lying:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	})
+
+	// The honest writers, with rounds in between.
+	for gen := 1; gen <= gens; gen++ {
+		for i := range keys {
+			pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+			err := honest[i%len(honest)].svc.Put(pctx, key(i), value(i, gen), time.Hour, repl)
+			pcancel()
+			if err != nil {
+				t.Fatalf("Put(key-%d) gen %d via %v = %v", i, gen, honest[i%len(honest)].info, err)
+			}
+		}
+		time.Sleep(20 * maintEv)
+	}
+
+	// Still lying: every copy an honest node should hold gets there, and
+	// stays.
+	window := func(i int) []*member {
+		pos := chord.KeyPosition(key(i))
+		at, _ := slices.BinarySearchFunc(ms, pos, func(m *member, id chord.ID) int { return m.info.ID.Cmp(id) })
+		var w []*member
+		for j := range repl {
+			w = append(w, ms[(at+j)%len(ms)])
+		}
+		return w
+	}
+	missing := func() string {
+		for i := range keys {
+			for _, m := range window(i) {
+				if m == bad {
+					continue
+				}
+				got, err := m.db.Get(key(i))
+				if err != nil || !bytes.Equal(got.Value, value(i, gens)) {
+					return fmt.Sprintf("key-%d: honest window member %v holds %q, %v; want %q", i, m.info, got.Value, err, value(i, gens))
+				}
+			}
+		}
+		return ""
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for msg := missing(); msg != ""; msg = missing() {
+		if time.Now().After(deadline) {
+			t.Fatalf("20 s after the last PUT, with the liar still lying: %s", msg)
+		}
+		time.Sleep(maintEv)
+	}
+	time.Sleep(20 * maintEv) // and many rounds more
+	if msg := missing(); msg != "" {
+		t.Fatalf("copies lost in later rounds: %s", msg)
+	}
+	for _, m := range honest {
+		for i := range keys {
+			gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
+			got, err := m.svc.Get(gctx, key(i))
+			gcancel()
+			if err != nil || !bytes.Equal(got, value(i, gens)) {
+				t.Fatalf("Get(key-%d) via %v = %q, %v; want %q", i, m.info, got, err, value(i, gens))
+			}
+		}
+	}
+	close(lying)
+	cfg := bad.svc.cfg
+	for _, m := range honest {
+		limit := time.Now().Add(cfg.MaxTTL)
+		ahead := uint64(time.Now().Add(cfg.MaxClockAhead).UnixNano())
+		err := m.db.ForEach(func(e store.Entry) error {
+			rec := e.Record
+			switch {
+			case rec.Expiry.After(limit):
+				return fmt.Errorf("%s expires %v, after now + MaxTTL", chord.KeyPosition(rec.Key).Short(), rec.Expiry)
+			case rec.Replication > uint8(cfg.MaxReplication):
+				return fmt.Errorf("%s has replication %d", chord.KeyPosition(rec.Key).Short(), rec.Replication)
+			case rec.Version.Clock > ahead:
+				return fmt.Errorf("%s has version %v, ahead of the clock bound", chord.KeyPosition(rec.Key).Short(), rec.Version)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("honest node %v: %v", m.info, err)
+		}
 	}
 }

@@ -513,8 +513,8 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 // the successor list succs it gave, cannot be the owner in this node's own
 // view ("" when it can): a node this node knows of lies in [first, to]
 // other than the owner (it would own some of them), the list is not in ring
-// order after the owner, or it leaves out this node although this node lies
-// within it.
+// order after the owner, it leaves out this node although this node lies
+// within it, or it names a node between this node's predecessor and itself.
 func (s *Service) implausibleOwner(self chord.ID, owner chord.NodeInfo, first, to chord.ID, succs []chord.NodeInfo) string {
 	known := append(s.node.Successors(), s.node.Fingers()...)
 	if p, ok := s.node.Predecessor(); ok {
@@ -526,10 +526,17 @@ func (s *Service) implausibleOwner(self chord.ID, owner chord.NodeInfo, first, t
 			return fmt.Sprintf("%v lies among the records %s..%s that %v claims", n, first.Short(), to.Short(), owner)
 		}
 	}
+	pred, hasPred := s.node.Predecessor()
 	prev := owner.ID
 	for _, n := range succs {
 		if n.ID == owner.ID {
 			break // the list wrapped around a small ring
+		}
+		if hasPred && n.ID.InOpen(pred.ID, self) {
+			// It would be this node's predecessor, and this node has not
+			// heard of it: a node that has just joined there tells this
+			// node soon, and until then the copies stay.
+			return fmt.Sprintf("its successor list names %v between this node's predecessor and itself", n)
 		}
 		if self.InHalfOpen(prev, n.ID) && self != n.ID {
 			return fmt.Sprintf("its successor list skips this node between %s and %s", prev.Short(), n.ID.Short())

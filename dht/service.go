@@ -498,49 +498,59 @@ func (s *Service) get(ctx context.Context, key [32]byte) (store.Record, int, err
 	}
 	calls := res.Calls
 	var cands []chord.NodeInfo
+	want := s.cfg.MaxReplication
 	if errors.Is(err, ErrNotFound) {
 		// The owner does not have it: only its nearest successors can hold
-		// a record it lacks (a handoff in progress).
-		cands = after(res.Owner.ID, min(s.cfg.MaxReplication-1, 2), res.Successors, s.node.Successors(), []chord.NodeInfo{self})
+		// a record it lacks (a handoff in progress). The owner named them;
+		// nodes this node knows fill in for those that do not answer
+		// (an owner that lies about its successors hides nothing).
+		want = min(s.cfg.MaxReplication-1, 2)
+		cands = after(res.Owner.ID, want+s.cfg.MaxReplication, res.Successors, s.node.Successors(), s.node.Fingers(), []chord.NodeInfo{self})
 	} else {
 		// No owner could be asked in time: ask the nodes known to follow
 		// the position, where the owner and its replicas are.
 		s.log.Debug("no owner answered; asking the known nodes after the key", "key", pos.Short(), "error", err)
-		cands = after(pos, s.cfg.MaxReplication, res.Known, s.node.Successors(), s.node.Fingers(), []chord.NodeInfo{self})
+		cands = after(pos, 2*s.cfg.MaxReplication, res.Known, s.node.Successors(), s.node.Fingers(), []chord.NodeInfo{self})
 	}
-	rec, err = s.newest(ctx, key, cands)
-	for _, c := range cands {
-		if c.ID != self.ID {
-			calls++
-		}
-	}
-	return rec, calls, err
+	rec, asked, err := s.newest(ctx, key, cands, want)
+	return rec, calls + asked, err
 }
 
-// newest asks the nodes in parallel and returns the newest live record any
-// of them holds.
-func (s *Service) newest(ctx context.Context, key [32]byte, nodes []chord.NodeInfo) (store.Record, error) {
+// newest asks the first want nodes in parallel, and the next ones in their
+// place for those that do not answer (a node that says it lacks the record
+// has answered), and returns the newest live record any of them holds and
+// the calls it made.
+func (s *Service) newest(ctx context.Context, key [32]byte, nodes []chord.NodeInfo, want int) (store.Record, int, error) {
 	best, found := store.Record{}, false
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, c := range nodes {
-		wg.Go(func() {
-			r, err := s.fetchOne(ctx, c, key)
-			if err != nil {
-				return
+	calls := 0
+	for len(nodes) > 0 && want > 0 && ctx.Err() == nil {
+		wave := nodes[:min(want, len(nodes))]
+		nodes = nodes[len(wave):]
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, c := range wave {
+			if c.ID != s.node.Self().ID {
+				calls++
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			if !found || r.Version.Compare(best.Version) > 0 {
-				best, found = r, true
-			}
-		})
+			wg.Go(func() {
+				r, err := s.fetchOne(ctx, c, key)
+				if err != nil && !errors.Is(err, ErrNotFound) {
+					return // no answer: the next node is asked instead
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				want--
+				if err == nil && (!found || r.Version.Compare(best.Version) > 0) {
+					best, found = r, true
+				}
+			})
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	if !found {
-		return store.Record{}, fmt.Errorf("%w: %x", ErrNotFound, key[:4])
+		return store.Record{}, calls, fmt.Errorf("%w: %x", ErrNotFound, key[:4])
 	}
-	return best, nil
+	return best, calls, nil
 }
 
 // after returns up to n distinct nodes from lists, other than the one at id,
