@@ -50,7 +50,8 @@ type Config struct {
 	RepairRate int
 	// MaxClockAhead is how far ahead of this node's clock the version of a
 	// record received from another node may be; a record further ahead is
-	// refused and counted (durachord_dht_refused_records_total). Default 1m.
+	// refused and counted (durachord_dht_refused_records_total). Default 2m:
+	// clocks up to a minute apart, the skew supported, leave a minute to spare.
 	MaxClockAhead time.Duration
 	// MaxHints and MaxHintBytes bound the hints this node keeps for owners
 	// it could not reach (their count and their value bytes); a PUT that
@@ -93,7 +94,7 @@ func DefaultConfig() Config {
 		MaintainInterval:    30 * time.Second,
 		RepairRate:          2000,
 		PageBytes:           1 << 20,
-		MaxClockAhead:       time.Minute,
+		MaxClockAhead:       2 * time.Minute,
 		MaxHints:            1 << 16,
 		MaxHintBytes:        64 << 20,
 		HintInterval:        time.Second,

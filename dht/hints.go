@@ -207,6 +207,13 @@ func (s *Service) deliver(ctx context.Context, h store.Record) {
 		s.log.Debug("hint not delivered yet", "key", a.Key.Short(), "error", err)
 		return
 	}
+	// Until now GETs through this node answered the hint itself; from now
+	// on they ask the ring, where for a moment a node that only believes
+	// it owns the key can answer an older copy. The hint is remembered at
+	// the time it was taken, so that a version written after it (the one
+	// the owner stored for it, or a later write that superseded it)
+	// answers instead of it, and anything older does not.
+	s.recent.note(h, time.Now())
 	if err := s.hints.DeleteHint(h.Key, h.Version); err != nil {
 		s.log.Warn("could not delete a delivered hint", "key", a.Key.Short(), "error", err)
 		return

@@ -192,3 +192,46 @@ func TestHintDeliveredToItselfIsSuperseded(t *testing.T) {
 		t.Fatalf("owner holds %q, %v; want the write made after the hint was taken", rec.Value, err)
 	}
 }
+
+// TestDeliveredHintStillReadThroughEntry: once a hint is delivered, GETs
+// through the entry node no longer answer it from the hint store but from
+// the ring; a node that answers an older copy then (one that only believes
+// it owns the key, or that has not synced yet) does not take the entry
+// node's GETs back in time, while a write newer than the hint answers.
+func TestDeliveredHintStillReadThroughEntry(t *testing.T) {
+	r, entry, owner, k := hintRing(t)
+	ctx := context.Background()
+	r.net.Down(owner.info.Addr)
+	tctx, cancel := context.WithTimeout(ctx, time.Second)
+	err := entry.svc.Put(tctx, k, []byte("hinted"), time.Hour, 3)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.net.Up(owner.info.Addr)
+	if left := entry.svc.DeliverHints(ctx); left != 0 {
+		t.Fatalf("DeliverHints left %d hints; want 0", left)
+	}
+	// The owner answers a copy from before the hint.
+	if err := owner.db.Delete(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	stale := store.Record{Key: k, Value: []byte("before the hint"), Expiry: time.Now().Add(time.Hour), Primary: true,
+		Replication: 3, Version: store.Version{Clock: uint64(time.Now().Add(-time.Minute).UnixNano()), Node: 1}}
+	if _, err := owner.db.Put(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := entry.svc.Get(ctx, k); err != nil || !bytes.Equal(got, []byte("hinted")) {
+		t.Fatalf("Get through the entry node after delivery, the owner answering an older copy = %q, %v; want %q", got, err, "hinted")
+	}
+	other := r.members[1]
+	if other == owner {
+		other = r.members[2]
+	}
+	if err := other.svc.Put(ctx, k, []byte("written later"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := entry.svc.Get(ctx, k); err != nil || !bytes.Equal(got, []byte("written later")) {
+		t.Fatalf("Get through the entry node after a later PUT elsewhere = %q, %v; want %q", got, err, "written later")
+	}
+}

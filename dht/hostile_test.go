@@ -174,7 +174,7 @@ func (h hostileMember) ServeRPC(ctx context.Context, from chord.ID, method strin
 // the honest writers' keys), with expiries centuries away and replication
 // 255, and puts of the same; a notify that it has just joined as the node's
 // successor; and a leave that hands over nodes that do not exist.
-func (h hostileMember) lie(ctx context.Context, tr chord.Transport, to chord.NodeInfo, round int, honestKeys int) {
+func (h hostileMember) lie(ctx context.Context, tr chord.Transport, to chord.NodeInfo, round int, honestKeys int, bound time.Duration) {
 	now := time.Now()
 	forever := int64(math.MaxInt64)
 	junk := func(i int) chord.ID { return chord.ID(key(1_000_000 + round*100 + i)) }
@@ -182,9 +182,9 @@ func (h hostileMember) lie(ctx context.Context, tr chord.Transport, to chord.Nod
 		{Key: junk(0), Value: []byte("never replaced"), Expiry: forever, Replication: 255,
 			Version: store.Version{Clock: math.MaxUint64, Node: math.MaxUint64}},
 		{Key: chord.ID(key(round % honestKeys)), Value: []byte("overwritten"), Expiry: forever, Replication: 255,
-			Version: store.Version{Clock: uint64(now.Add(2 * time.Minute).UnixNano()), Node: math.MaxUint64}},
+			Version: store.Version{Clock: uint64(now.Add(bound + time.Minute).UnixNano()), Node: math.MaxUint64}},
 		{Key: junk(1), Value: []byte("outlives its TTL"), Expiry: forever, Replication: 255,
-			Version: store.Version{Clock: uint64(now.Add(30 * time.Second).UnixNano()), Node: 1}},
+			Version: store.Version{Clock: uint64(now.Add(bound / 2).UnixNano()), Node: 1}},
 	}
 	_ = tr.Call(ctx, to, methodStore, storeArgs{Records: recs}, nil)
 	_ = tr.Call(ctx, to, methodPut, putArgs{Key: junk(2), Value: []byte("put forever"), Expiry: forever, Replication: 255}, nil)
@@ -245,7 +245,7 @@ func TestHostileMemberManyRounds(t *testing.T) {
 	wg.Go(func() {
 		for round := 0; ; round++ {
 			for _, m := range honest {
-				h.lie(ctx, badTr, m.info, round, keys)
+				h.lie(ctx, badTr, m.info, round, keys, bad.svc.cfg.MaxClockAhead)
 			}
 			select {
 			case <-lying:

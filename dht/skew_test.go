@@ -10,23 +10,23 @@ import (
 	"github.com/durachord/durachord/chord"
 )
 
-// TestClockSkewPutsNeverRevert: members whose clocks are 54 s apart (27 s
-// ahead or behind the wall clock; admit refuses versions more than
-// MaxClockAhead, 1 minute, ahead of the receiver, so the skew must stay inside
-// it) overwrite records through a join of a member whose clock is behind the
+// TestClockSkewPutsNeverRevert: members whose clocks are a minute apart
+// (30 s ahead or behind the wall clock, the skew supported; admit refuses
+// versions more than MaxClockAhead, 2 minutes, ahead of the receiver)
+// overwrite records through a join of a member whose clock is behind the
 // old owner's, and through a graceful leave of one whose clock is ahead of
 // its successor's. After each handoff every acknowledged
 // PUT reads back through every member, and no copy of an older value is
 // left on any member.
 func TestClockSkewPutsNeverRevert(t *testing.T) {
 	const (
-		skew = 27 * time.Second
+		skew = 30 * time.Second
 		n    = 200
 		repl = 2
 	)
 	// The first four members are ahead; every member that joins later is
 	// behind them, so that a newcomer takes over records versioned by a
-	// clock 54 s ahead of its own.
+	// clock a minute ahead of its own.
 	started := 0
 	r := newRingTuned(t, 4, func(c *Config) {
 		d := skew
