@@ -451,6 +451,9 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 	}
 	var send []store.Record
 	var keep, drop [][32]byte
+	// The version of each record to let go that the owner is known to
+	// hold: one that arrives here after it is not let go.
+	held := make(map[[32]byte]store.Version)
 	err = s.scanAll(ctx, from, to, func(r store.Record) error {
 		inWindow := containsNode(holders(owner.ID, succs, int(r.Replication)), self)
 		pos := chord.KeyPosition(r.Key)
@@ -463,8 +466,10 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 		switch {
 		case inWindow && r.Primary:
 			keep = append(keep, r.Key)
+			held[r.Key] = r.Version
 		case !inWindow:
 			drop = append(drop, r.Key)
+			held[r.Key] = r.Version
 		}
 		return nil
 	})
@@ -488,23 +493,33 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 		return nil
 	}
 	if len(send) > 0 && len(keep)+len(drop) > 0 {
-		if err := s.confirmHeld(ctx, owner, from, to, append(slices.Clone(keep), drop...)); err != nil {
+		if err := s.confirmHeld(ctx, owner, from, to, append(slices.Clone(keep), drop...), held); err != nil {
 			s.metrics.refused.WithLabelValues("unconfirmed").Inc()
 			return fmt.Errorf("place: %w", err)
 		}
 	}
-	// Only now that the owner holds every record is anything let go.
+	// Only now that the owner holds every record is anything let go, and
+	// only at the version the owner holds: a newer one that arrived since
+	// stays until a later round compares it.
 	if err := s.each(ctx, keep, func(ctx context.Context, k [32]byte) error {
-		return s.db.SetPrimary(ctx, k, false)
+		return s.raw.SetPrimaryUpTo(ctx, k, false, held[k])
 	}); err != nil {
 		return fmt.Errorf("place: demote: %w", err)
 	}
+	var mu sync.Mutex
+	dropped := 0
 	if err := s.each(ctx, drop, func(ctx context.Context, k [32]byte) error {
-		return s.db.Delete(ctx, k)
+		ok, err := s.raw.DeleteUpTo(ctx, k, held[k])
+		if ok {
+			mu.Lock()
+			dropped++
+			mu.Unlock()
+		}
+		return err
 	}); err != nil {
 		return fmt.Errorf("place: drop: %w", err)
 	}
-	s.metrics.dropped.Add(float64(len(drop)))
+	s.metrics.dropped.Add(float64(dropped))
 	return nil
 }
 
@@ -553,8 +568,9 @@ func (s *Service) implausibleOwner(self chord.ID, owner chord.NodeInfo, first, t
 }
 
 // confirmHeld asks owner for its versions of the records of (from, to] and
-// fails unless it holds every one of keys at this node's version or newer.
-func (s *Service) confirmHeld(ctx context.Context, owner chord.NodeInfo, from, to chord.ID, keys [][32]byte) error {
+// fails unless it holds every one of keys at this node's version or newer;
+// held[k] becomes the version of k confirmed.
+func (s *Service) confirmHeld(ctx context.Context, owner chord.NodeInfo, from, to chord.ID, keys [][32]byte, held map[[32]byte]store.Version) error {
 	buckets := map[int]bool{}
 	for _, k := range keys {
 		buckets[int(chord.KeyPosition(k)[0])] = true
@@ -576,6 +592,7 @@ func (s *Service) confirmHeld(ctx context.Context, owner chord.NodeInfo, from, t
 		if v, ok := theirs[chord.ID(k)]; !ok || v.Compare(mine.Version) < 0 {
 			return fmt.Errorf("%v does not confirm %s at %v; keeping this node's copies", owner, chord.ID(k).Short(), mine.Version)
 		}
+		held[k] = mine.Version
 	}
 	return nil
 }

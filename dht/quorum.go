@@ -53,6 +53,12 @@ var errRefused = errors.New("dht: store holds a newer version")
 // reached its quorum yet.
 type unconfirmed struct {
 	version store.Version
+	// from is the oldest version of the key still short of its quorum
+	// when this one was held (version itself, unless an earlier PUT of
+	// the key failed short of its quorum): every stored version from it
+	// on is hidden, so that the owner never serves one that it may stop
+	// serving again.
+	from    store.Version
 	prev    store.Record // what the owner served before; valid when hasPrev
 	hasPrev bool
 	missing int        // nodes still to store it
@@ -78,12 +84,19 @@ func newConfirmations(self chord.ID) *confirmations {
 func (c *confirmations) hold(key [32]byte, version store.Version, prev store.Record, hasPrev bool, need int) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.m[key]; !ok && len(c.m) >= maxUnconfirmed {
+	old, ok := c.m[key]
+	if !ok && len(c.m) >= maxUnconfirmed {
 		return false
 	}
-	// A newer PUT replaces an older unconfirmed one: the older is never
-	// served, and prev stays what was served before either.
-	c.m[key] = &unconfirmed{version: version, prev: prev, hasPrev: hasPrev, missing: need}
+	u := &unconfirmed{version: version, from: version, prev: prev, hasPrev: hasPrev, missing: need}
+	if ok && old.from.Compare(version) < 0 {
+		// A newer PUT replaces an older unconfirmed one (its PUT failed
+		// short of its quorum; the owner's PUTs of a key run one at a
+		// time): neither is served until the newer one is on its
+		// quorum, and prev stays what was served before both.
+		u.from, u.prev, u.hasPrev = old.from, old.prev, old.hasPrev
+	}
+	c.m[key] = u
 	c.n.Store(int64(len(c.m)))
 	return true
 }
@@ -120,11 +133,12 @@ func (c *confirmations) drop(key [32]byte, version store.Version) {
 }
 
 // visible returns what the owner serves for key when its store holds rec:
-// rec, unless rec is an unconfirmed version.
+// rec, unless rec is an unconfirmed version or one between the oldest
+// unconfirmed version and the newest.
 func (c *confirmations) visible(key [32]byte, rec store.Record, now time.Time) (store.Record, error) {
 	c.mu.Lock()
 	u := c.m[key]
-	hide := u != nil && u.version == rec.Version
+	hide := u != nil && rec.Version.Compare(u.from) >= 0 && rec.Version.Compare(u.version) <= 0
 	prev, hasPrev := store.Record{}, false
 	if hide {
 		prev, hasPrev = u.prev, u.hasPrev

@@ -311,3 +311,77 @@ func stallPushes(t *testing.T, owner, holder *member) *stallingTransport {
 	})
 	return st
 }
+
+// TestConfirmationsHideFailedAndNewer: a version whose PUT failed short of
+// its quorum stays hidden when a newer PUT of the key is held, and so does
+// the newer one until it is on its quorum: the owner serves what it served
+// before both, then the newer one, and never the failed one in between.
+func TestConfirmationsHideFailedAndNewer(t *testing.T) {
+	self, holder := chord.ID{1}, chord.ID{2}
+	c := newConfirmations(self)
+	now := time.Now()
+	k := key(1)
+	rec := func(clock uint64, v string) store.Record {
+		return store.Record{Key: k, Value: []byte(v), Expiry: now.Add(time.Hour), Version: store.Version{Clock: clock, Node: 1}}
+	}
+	p0, v1, v2 := rec(10, "acked"), rec(20, "failed short"), rec(30, "newer")
+	c.hold(k, v1.Version, p0, true, 2)
+	c.stored(k, v1.Version, self) // the holder never takes it
+	c.hold(k, v2.Version, p0, true, 2)
+	for _, r := range []store.Record{v1, v2} {
+		if got, err := c.visible(k, r, now); err != nil || !bytes.Equal(got.Value, p0.Value) {
+			t.Errorf("store holding %q: served %q, %v; want %q until the newer one is on its quorum", r.Value, got.Value, err, p0.Value)
+		}
+	}
+	c.stored(k, v1.Version, holder) // late: v1 is superseded, nothing changes
+	if got, _ := c.visible(k, v1, now); !bytes.Equal(got.Value, p0.Value) {
+		t.Errorf("after a late confirmation of the failed version: served %q; want %q", got.Value, p0.Value)
+	}
+	c.stored(k, v2.Version, self)
+	c.stored(k, v2.Version, holder)
+	if got, err := c.visible(k, v2, now); err != nil || !bytes.Equal(got.Value, v2.Value) {
+		t.Errorf("newer version on its quorum: served %q, %v; want %q", got.Value, err, v2.Value)
+	}
+}
+
+// TestKeyLocksSerialise: a second lock of a key waits for the first to be
+// released, a lock of another key does not, a waiter whose context ends
+// gives up, and no entry is left behind.
+func TestKeyLocksSerialise(t *testing.T) {
+	l := newKeyLocks()
+	ctx := context.Background()
+	unlock, err := l.lock(ctx, key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := l.lock(ctx, key(2))
+	if err != nil {
+		t.Fatalf("lock of another key = %v; want it at once", err)
+	}
+	other()
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if _, err := l.lock(short, key(1)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second lock of a held key = %v; want it to wait until its context ends", err)
+	}
+	got := make(chan struct{})
+	go func() {
+		u, err := l.lock(ctx, key(1))
+		if err == nil {
+			u()
+		}
+		close(got)
+	}()
+	select {
+	case <-got:
+		t.Fatal("second lock taken while the first is held")
+	case <-time.After(20 * time.Millisecond):
+	}
+	unlock()
+	<-got
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.m) != 0 {
+		t.Errorf("%d entries left after every lock was released; want 0", len(l.m))
+	}
+}

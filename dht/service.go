@@ -39,6 +39,10 @@ type Records interface {
 	Delete(ctx context.Context, key [32]byte) error
 	Range(from, to store.Position, after *store.Position, limit int, fn func(store.Record) error) (*store.Position, error)
 	SetPrimary(ctx context.Context, key [32]byte, primary bool) error
+	// DeleteUpTo and SetPrimaryUpTo change a record only at the given
+	// version or older.
+	DeleteUpTo(ctx context.Context, key [32]byte, v store.Version) (bool, error)
+	SetPrimaryUpTo(ctx context.Context, key [32]byte, primary bool, v store.Version) error
 	Sweep(ctx context.Context, now time.Time, maxPerTx int) (int, error)
 }
 
@@ -82,6 +86,8 @@ type Service struct {
 	// without the versions still short of their write quorum (pending).
 	raw     Records
 	pending *confirmations
+	// keys serialises the PUTs of one key at this node as their owner.
+	keys *keyLocks
 	// pushQueues batches the replica pushes per holder; repairs queues
 	// the records that holders missed.
 	pushQueues *pushQueues
@@ -129,6 +135,7 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 		recheck:    make(chan chord.NodeInfo, recheckQueue),
 		raw:        db,
 		pending:    pending,
+		keys:       newKeyLocks(),
 		pushQueues: newPushQueues(cfg.MaxBackgroundPushes, cfg.PageBytes),
 		repairs:    newRepairQueue(),
 		hintKick:   make(chan struct{}, 1),
@@ -331,6 +338,11 @@ func retryable(err error) bool {
 // quorum. Too few holders is retried with backoff for up to the call timeout
 // (the ring may be replacing a dead holder), within ctx.
 func (s *Service) ownerPut(ctx context.Context, a putArgs) (store.Version, error) {
+	unlock, err := s.keys.lock(ctx, [32]byte(a.Key))
+	if err != nil {
+		return store.Version{}, fmt.Errorf("dht: put %x: waiting for the put before it: %w", a.Key[:4], err)
+	}
+	defer unlock()
 	if v, ok := s.superseded(ctx, a); ok {
 		// A delivered hint older than what the owner holds: nothing to
 		// store (whether it came from another node or from this one).

@@ -531,3 +531,37 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("Open with an already-used registry succeeded")
 	}
 }
+
+// TestDeleteAndDemoteUpTo: DeleteUpTo and SetPrimaryUpTo change a record at
+// the version given or an older one, and leave a newer one as it is.
+func TestDeleteAndDemoteUpTo(t *testing.T) {
+	s := openTest(t, "", withClock(newClock()))
+	ctx := context.Background()
+	mustPut(t, s, rec("new", 5))
+	mustPut(t, s, rec("old", 3))
+	if ok, err := s.DeleteUpTo(ctx, testKey("new"), rec("new", 4).Version); ok || err != nil {
+		t.Errorf("DeleteUpTo(version 4) of a record at 5 = %v, %v; want false, nil", ok, err)
+	}
+	if _, err := s.Get(testKey("new")); err != nil {
+		t.Errorf("record at 5 after DeleteUpTo(4): %v; want it kept", err)
+	}
+	if err := s.SetPrimaryUpTo(ctx, testKey("new"), false, rec("new", 4).Version); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Get(testKey("new")); err != nil || !r.Primary {
+		t.Errorf("record at 5 after SetPrimaryUpTo(false, 4) = %+v, %v; want it still primary", r, err)
+	}
+	if err := s.SetPrimaryUpTo(ctx, testKey("old"), false, rec("old", 3).Version); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Get(testKey("old")); err != nil || r.Primary {
+		t.Errorf("record at 3 after SetPrimaryUpTo(false, 3) = %+v, %v; want it demoted", r, err)
+	}
+	if ok, err := s.DeleteUpTo(ctx, testKey("old"), rec("old", 4).Version); !ok || err != nil {
+		t.Errorf("DeleteUpTo(version 4) of a record at 3 = %v, %v; want true, nil", ok, err)
+	}
+	if _, err := s.Get(testKey("old")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("record at 3 after DeleteUpTo(4): %v; want it gone", err)
+	}
+	mustCheck(t, s)
+}

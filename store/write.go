@@ -34,8 +34,12 @@ type op struct {
 	enc     []byte // opPut: the encoded record; opProbe: the value to write
 	version Version
 	primary bool // opSetPrimary
-	state   atomic.Int32
-	done    chan opResult // buffered, receives exactly one result
+	// upTo, for opDelete and opSetPrimary, applies the write only to a
+	// stored version at or below it: a newer one that arrived since the
+	// caller read the record is left as it is. nil: any version.
+	upTo  *Version
+	state atomic.Int32
+	done  chan opResult // buffered, receives exactly one result
 }
 
 type opResult struct {
@@ -113,6 +117,25 @@ func (s *Store) PutAll(ctx context.Context, recs []Record) (int, error) {
 func (s *Store) Delete(ctx context.Context, key [32]byte) error {
 	if _, err := s.enqueue(ctx, &op{kind: opDelete, pos: PositionOf(key)}); err != nil {
 		return fmt.Errorf("delete %x: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteUpTo durably removes the record of key if its version is v or
+// older, and reports whether it did; a newer version stays.
+func (s *Store) DeleteUpTo(ctx context.Context, key [32]byte, v Version) (bool, error) {
+	res, err := s.enqueue(ctx, &op{kind: opDelete, pos: PositionOf(key), upTo: &v})
+	if err != nil {
+		return false, fmt.Errorf("delete %x: %w", key, err)
+	}
+	return res.stored, nil
+}
+
+// SetPrimaryUpTo is SetPrimary for a record of key at version v or older; a
+// newer version stays as it is (no error).
+func (s *Store) SetPrimaryUpTo(ctx context.Context, key [32]byte, primary bool, v Version) error {
+	if _, err := s.enqueue(ctx, &op{kind: opSetPrimary, pos: PositionOf(key), primary: primary, upTo: &v}); err != nil {
+		return fmt.Errorf("set primary of %x: %w", key, err)
 	}
 	return nil
 }
@@ -315,6 +338,9 @@ func (s *Store) apply(tx *bolt.Tx, o *op, delta *Stats) (opResult, error) {
 			return index.Delete(indexKey(exp, o.pos))
 		}
 		return nil
+	}
+	if o.upTo != nil && oldOK && oldRec.Version.Compare(*o.upTo) > 0 {
+		return opResult{}, nil // newer than what the caller decided on
 	}
 	switch o.kind {
 	case opPut:

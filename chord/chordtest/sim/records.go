@@ -108,6 +108,29 @@ func (m *memRecords) SetPrimary(_ context.Context, key [32]byte, primary bool) e
 	return nil
 }
 
+// DeleteUpTo deletes the record of key if its version is v or older.
+func (m *memRecords) DeleteUpTo(_ context.Context, key [32]byte, v store.Version) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.recs[key]
+	if !ok || r.Version.Compare(v) > 0 {
+		return false, nil
+	}
+	delete(m.recs, key)
+	return true, nil
+}
+
+// SetPrimaryUpTo is SetPrimary for a record at version v or older.
+func (m *memRecords) SetPrimaryUpTo(_ context.Context, key [32]byte, primary bool, v store.Version) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if r, ok := m.recs[key]; ok && r.Version.Compare(v) <= 0 {
+		r.Primary = primary
+		m.recs[key] = r
+	}
+	return nil
+}
+
 func (m *memRecords) Sweep(_ context.Context, now time.Time, _ int) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
