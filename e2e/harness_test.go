@@ -738,6 +738,28 @@ func (n *Node) LogContains(parts ...string) bool {
 	return false
 }
 
+// grepLog returns the last n lines of the file at path that contain any of
+// parts.
+func grepLog(path string, n int, parts ...string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, p := range parts {
+			if strings.Contains(line, p) {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
+}
+
 // tail returns the last n lines of the file at path.
 func tail(path string, n int) string {
 	b, err := os.ReadFile(path)

@@ -112,6 +112,12 @@ func TestHintsWhileOwnerUnreachable(t *testing.T) {
 	// it (about a second here), so only PUTs caught before that can need a
 	// hint; the in-memory tests of package dht cover the hints themselves.
 	t.Logf("%v PUTs kept as hints while the owner was frozen; %d GETs answered an older value than the PUT before them", stored, stale)
+	if stale > 0 {
+		all, _ := entry.Metric(ctx, "durachord_api_requests_total", "type", "put")
+		ok, _ := entry.Metric(ctx, "durachord_api_requests_total", "type", "put", "outcome", "success")
+		failed := all - ok
+		t.Logf("%v PUTs failed at the entry node; its warnings:\n%s", failed, grepLog(entry.LogPath, 40, "[WARN]", "[ERROR]"))
+	}
 	rd := reader.Dial(ctx)
 	pctx, pcancel := context.WithTimeout(ctx, time.Minute)
 	defer pcancel()
