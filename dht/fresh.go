@@ -34,9 +34,12 @@ const (
 
 // freshness says whether the node's own records can be served alone.
 type freshness struct {
-	epoch  time.Time    // the monotonic base of beat
-	beat   atomic.Int64 // nanoseconds since epoch of the last note
-	gen    atomic.Uint64
+	epoch time.Time    // the monotonic base of beat
+	beat  atomic.Int64 // nanoseconds since epoch of the last note
+	// gapFrom and gapTo (nanoseconds since epoch) are the last note
+	// before the latest gap and the note that ended it.
+	gapFrom, gapTo atomic.Int64
+	gen            atomic.Uint64
 	synced atomic.Uint64 // the gen that a completed round synced; in sync when == gen
 }
 
@@ -58,10 +61,32 @@ func (f *freshness) note() bool {
 	now := f.since()
 	last := f.beat.Swap(now)
 	if last != 0 && time.Duration(now-last) > gapLimit {
+		f.gapFrom.Store(last)
+		f.gapTo.Store(now)
 		f.gen.Add(1)
 		return true
 	}
 	return false
+}
+
+// resumeWindow is how long after a gap a request read from the network
+// counts as one that may have waited through the gap: what peers sent while
+// this node did not run sits in its sockets and is read at once when it runs
+// again, before or just after the watch notes the gap.
+const resumeWindow = 2 * beatInterval
+
+// arrival returns when a request read at t may have arrived: t, unless the
+// node has just run again after a gap (noted or not yet), when it is the
+// start of the gap.
+func (f *freshness) arrival(t time.Time) time.Time {
+	now := int64(t.Sub(f.epoch))
+	if last := f.beat.Load(); last != 0 && time.Duration(now-last) > gapLimit {
+		return f.epoch.Add(time.Duration(last)) // a gap the watch has not noted yet
+	}
+	if to := f.gapTo.Load(); to != 0 && time.Duration(now-to) <= resumeWindow {
+		return f.epoch.Add(time.Duration(f.gapFrom.Load()))
+	}
+	return t
 }
 
 // inSync reports whether the node's records may be served alone; it also

@@ -3,6 +3,7 @@ package dht
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -162,4 +163,66 @@ func TestArcGrowthMeansOutOfSync(t *testing.T) {
 	}
 	heir.svc.maintainMu.Unlock()
 	locked = false
+}
+
+// TestArrivalAfterGap: a request read while a gap is not yet noted, or just
+// after it was, counts as arrived at the gap's start; one read later counts
+// as arrived when it was read.
+func TestArrivalAfterGap(t *testing.T) {
+	f := newFreshness(true)
+	start := time.Now()
+	f.beat.Store(int64(start.Sub(f.epoch)))
+	at := start.Add(5 * time.Second) // the node did not run for 5 s
+	if got := f.arrival(at); !got.Equal(f.epoch.Add(time.Duration(f.beat.Load()))) {
+		t.Errorf("arrival during an unnoted gap = %v; want the last note before it", got.Sub(start))
+	}
+	f.gapFrom.Store(int64(start.Sub(f.epoch)))
+	f.gapTo.Store(int64(at.Sub(f.epoch)))
+	f.beat.Store(int64(at.Sub(f.epoch)))
+	if got := f.arrival(at.Add(resumeWindow / 2)); got.Sub(start).Abs() > time.Millisecond {
+		t.Errorf("arrival just after a noted gap = %v after its start; want its start", got.Sub(start))
+	}
+	f.beat.Store(int64(at.Add(resumeWindow).Sub(f.epoch)))
+	later := at.Add(2 * resumeWindow)
+	if got := f.arrival(later); !got.Equal(later) {
+		t.Errorf("arrival well after the gap = %v; want the time it was read", got.Sub(later))
+	}
+}
+
+// TestLatePutAfterGapRefused: a dht.put that an owner reads just after it
+// ran again from a gap longer than the caller's time is refused as
+// overloaded and versions nothing: the caller has given up on it and sent it
+// elsewhere, and a version taken now would go above the writes since.
+func TestLatePutAfterGapRefused(t *testing.T) {
+	r := newRing(t, 3)
+	r.freeze()
+	entry := r.members[0]
+	var owner *member
+	var k [32]byte
+	for i := 0; owner == nil; i++ {
+		k = key(i)
+		for _, m := range r.members[1:] {
+			if m.node.Owns(chord.KeyPosition(k)) {
+				owner = m
+			}
+		}
+	}
+	// The owner's last note is 5 s old: it has just run again.
+	owner.svc.fresh.beat.Store(owner.svc.fresh.since() - int64(5*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	a := putArgs{Key: chord.ID(k), Value: []byte("late"), Expiry: time.Now().Add(time.Hour).UnixNano(), Replication: 1}
+	err := r.net.Transport(entry.info).Call(ctx, owner.info, methodPut, a, nil)
+	if !errors.Is(err, chord.ErrOverloaded) {
+		t.Fatalf("dht.put read after a 5 s gap with 2 s to go = %v; want %v", err, chord.ErrOverloaded)
+	}
+	if _, err := owner.db.Get(k); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("owner stored the late put: %v", err)
+	}
+	owner.svc.fresh.note() // ran again: notes the gap; after the window, puts go in
+	owner.svc.fresh.beat.Store(owner.svc.fresh.since())
+	owner.svc.fresh.gapTo.Store(owner.svc.fresh.since() - int64(2*resumeWindow))
+	if err := r.net.Transport(entry.info).Call(ctx, owner.info, methodPut, a, nil); err != nil {
+		t.Fatalf("dht.put well after the gap = %v; want it stored", err)
+	}
 }

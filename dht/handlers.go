@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/store"
@@ -43,6 +44,21 @@ func (s *Service) handlePut(ctx context.Context, _ chord.ID, a putArgs) (any, er
 	}
 	if pos := chord.KeyPosition([32]byte(a.Key)); !s.node.Owns(pos) {
 		return s.refer(a.Route, pos)
+	}
+	// A put read just after this node ran again from a gap may have waited
+	// through it: its caller's time is counted from the gap's start, so
+	// that one the caller has given up on (and sent elsewhere meanwhile)
+	// is not versioned now, above the writes that followed it.
+	if t := time.Now(); s.fresh.arrival(t).Before(t) {
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, dl.Add(-t.Sub(s.fresh.arrival(t))))
+			defer cancel()
+			if ctx.Err() != nil {
+				s.metrics.refused.WithLabelValues("late_put").Inc()
+				return nil, fmt.Errorf("%w: a put that waited while this node did not run; its caller's time is up", chord.ErrOverloaded)
+			}
+		}
 	}
 	// The entry node cut both already; a member that did not is cut here.
 	now := s.now()

@@ -78,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durachord_dht_refused_records_total",
-			Help: "Records from other nodes refused, and rounds that kept copies an owner asked them to let go, by reason (version_ahead: a version further ahead of this node's clock than allowed; window: a copy pushed by a node whose replication window, as this node sees the ring, does not include it; placement: an owner or successor list this node's view contradicts; unconfirmed: the owner did not confirm it holds the records).",
+			Help: "Records from other nodes refused, and rounds that kept copies an owner asked them to let go, by reason (version_ahead: a version further ahead of this node's clock than allowed; window: a copy pushed by a node whose replication window, as this node sees the ring, does not include it; placement: an owner or successor list this node's view contradicts; unconfirmed: the owner did not confirm it holds the records; late_put: a dht.put read just after this node ran again from a gap, whose caller's time was up).",
 		}, []string{"reason"}),
 		quorum: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durachord_dht_put_quorum_total",

@@ -387,6 +387,11 @@ func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, e
 	hs := holders(self, s.node.Successors(), int(a.Replication))
 	need := min(s.cfg.WriteQuorum, int(a.Replication), len(hs)+1)
 	above := s.newestVersion(ctx, key, cur.Version)
+	if err := ctx.Err(); err != nil {
+		// The caller has given up (or this node did not run for a while):
+		// a version taken now could go above writes made since.
+		return store.Version{}, fmt.Errorf("dht: put %x: %w", key[:4], err)
+	}
 	version, err := s.clock.next(above)
 	if err != nil {
 		return store.Version{}, fmt.Errorf("dht: put %x: %w", key[:4], err)
