@@ -40,7 +40,7 @@ type freshness struct {
 	// before the latest gap and the note that ended it.
 	gapFrom, gapTo atomic.Int64
 	gen            atomic.Uint64
-	synced atomic.Uint64 // the gen that a completed round synced; in sync when == gen
+	synced         atomic.Uint64 // the gen that a completed round synced; in sync when == gen
 }
 
 func newFreshness(inSync bool) *freshness {
