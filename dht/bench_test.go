@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/durachord/durachord/chord/chordtest"
 	"github.com/durachord/durachord/store"
 )
 
@@ -34,5 +36,48 @@ func BenchmarkWarmGet(b *testing.B) {
 		if _, err := entry.svc.Get(ctx, keys[i%len(keys)]); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkGetOwnerOutOfSync is the cost of reads that never go back in
+// time: GETs through a node that holds no copy, answered by owners in sync
+// (one call) and by owners out of sync (which also ask their first two
+// successors, in parallel), on a frozen in-memory ring of 8 nodes with 1 ms
+// of one-way latency on every call.
+func BenchmarkGetOwnerOutOfSync(b *testing.B) {
+	for _, inSync := range []bool{true, false} {
+		name := "owner=in-sync"
+		if !inSync {
+			name = "owner=out-of-sync"
+		}
+		b.Run(name, func(b *testing.B) {
+			r := newRingOn(b, 8, chordtest.Config{Latency: time.Millisecond}, nil)
+			r.putAll(128, 1, 3)
+			r.freeze()
+			if !inSync {
+				for _, m := range r.members {
+					m.svc.fresh.gen.Add(1) // out of sync until a round: none runs
+				}
+			}
+			entry := r.members[0]
+			ctx := context.Background()
+			var keys [][32]byte
+			for i := range 128 {
+				if _, err := entry.db.Get(key(i)); errors.Is(err, store.ErrNotFound) {
+					keys = append(keys, key(i))
+				}
+			}
+			for _, k := range keys {
+				if _, err := entry.svc.Get(ctx, k); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				if _, err := entry.svc.Get(ctx, keys[i%len(keys)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -55,7 +55,13 @@ func newRingMaintained(t testing.TB, n int, maintain time.Duration) *ring {
 // newRingTuned starts n members whose records-layer config tune adjusts.
 func newRingTuned(t testing.TB, n int, tune func(*Config)) *ring {
 	t.Helper()
-	net, err := chordtest.New(chordtest.Config{})
+	return newRingOn(t, n, chordtest.Config{}, tune)
+}
+
+// newRingOn is newRingTuned on a network configured by netCfg.
+func newRingOn(t testing.TB, n int, netCfg chordtest.Config, tune func(*Config)) *ring {
+	t.Helper()
+	net, err := chordtest.New(netCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
