@@ -370,6 +370,11 @@ func (n *Node) launch(cmd *exec.Cmd, logf *os.File) {
 	t := n.c.t
 	t.Helper()
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if cmd.SysProcAttr == nil {
+		// Should the test binary be killed before its cleanup runs, its
+		// nodes die with it instead of running on as orphans.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
 		t.Fatalf("%s: start dhtd: %v", n.Name, err)
