@@ -14,6 +14,10 @@
 // (Rejoin), then runs four periodic rounds until its context ends (Run):
 // Stabilize, FixFingers, CheckPredecessor and ProbeEvicted. Each round is an
 // exported method so that tests and the simulator can drive it directly.
+// Start picks among Create, Join and Rejoin as a daemon does, retrying with a
+// backoff, and settles a whole ring restarted at once: the node with the
+// lowest ID among itself and its saved peers creates the ring, the others
+// join it.
 //
 // Failures: a failed call makes the peer a suspect; maintenance rounds retry
 // after ConfirmDelay, and only SuspectAfter consecutive failures evict it (from the

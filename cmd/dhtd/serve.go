@@ -81,10 +81,10 @@ func serve(ctx context.Context, cfg config.Config, reload func() (config.Config,
 
 	// Join while watching for a signal, so that a node that cannot reach
 	// its ring still stops when asked. The join reads a copy of the
-	// configuration: a SIGHUP reload replaces d.cfg meanwhile.
+	// bootstrap list: a SIGHUP reload replaces d.cfg meanwhile.
 	joined := make(chan error, 1)
 	joinCfg := d.cfg.Clone()
-	wg.Go(func() { joined <- d.join(runCtx, joinCfg) })
+	wg.Go(func() { joined <- d.node.Start(runCtx, joinCfg.Bootstrap) })
 	for waiting := true; waiting; {
 		select {
 		case err := <-joined:
@@ -336,88 +336,6 @@ func (d *daemon) startServers(wg *sync.WaitGroup, errc chan<- error) {
 			}
 		})
 	}
-}
-
-// join enters a ring: through the bootstrap peers when given, else through
-// the peers remembered from the last run, else as the first node of a new
-// ring. It retries until it succeeds or ctx ends, so that nodes started
-// together find each other whatever their order.
-//
-// When a whole ring restarts at once, no remembered peer has joined yet and
-// every rejoin fails. The node with the lowest ID among itself and the peers
-// it saved then starts the ring: every other node saved its predecessor,
-// which is lower, so exactly one node does so, and the rest join it. A node
-// that has not rejoined within rejoinGrace starts a ring too. Either way it
-// keeps probing the peers it saved, and merges into their ring once they
-// answer.
-func (d *daemon) join(ctx context.Context, cfg config.Config) error {
-	started := time.Now()
-	attempt := func(ctx context.Context) error {
-		if len(cfg.Bootstrap) > 0 {
-			return d.node.Join(ctx, cfg.Bootstrap)
-		}
-		err := d.node.Rejoin(ctx)
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, chord.ErrNoPeers) {
-			d.log.Info("no bootstrap peer and none remembered: starting a new ring")
-			return d.node.Create()
-		}
-		seed, serr := d.lowestOfSaved()
-		switch {
-		case serr != nil:
-			return errors.Join(err, serr)
-		case seed:
-			d.log.Info("no remembered peer has joined and this node has the lowest ID: starting the ring", "rejoin-error", err)
-		case time.Since(started) > rejoinGrace:
-			d.log.Warn("no remembered peer answered in time: starting a ring and probing them", "waited", rejoinGrace, "rejoin-error", err)
-		default:
-			return err
-		}
-		if err := d.node.Create(); err != nil {
-			return err
-		}
-		return d.node.RememberSaved()
-	}
-	backoff := 200 * time.Millisecond
-	for {
-		actx, cancel := context.WithTimeout(ctx, cfg.Ring.LookupTimeout.Duration+cfg.Ring.CallTimeout.Duration)
-		err := attempt(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		d.log.Warn("join failed; retrying", "error", err, "retry-in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-// rejoinGrace is how long a restarted node tries to rejoin through the peers
-// it remembers before it starts a ring of its own.
-const rejoinGrace = 30 * time.Second
-
-// lowestOfSaved reports whether this node's ID is below every saved peer's.
-func (d *daemon) lowestOfSaved() (bool, error) {
-	peers, err := d.node.SavedPeers()
-	if err != nil {
-		return false, err
-	}
-	self := d.node.Self().ID
-	for _, p := range peers {
-		if p.ID != self && p.ID.Cmp(self) < 0 {
-			return false, nil
-		}
-	}
-	return true, nil
 }
 
 // watchSecondSignal makes a SIGINT or SIGTERM on sigs exit the process at
