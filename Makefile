@@ -16,9 +16,15 @@ FUZZTIME    ?= 30s
 
 all: build
 
+# What --version prints: the nearest tag (or the commit) and the commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILDINFO := github.com/durachord/durachord/internal/buildinfo
+LDFLAGS := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT)
+
 build:
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/dhtd ./cmd/dhtctl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/dhtd ./cmd/dhtctl
 
 # The unit tests. A test that needs a tool the machine lacks skips with its
 # reason (go test -v shows it); with CI=true such a skip fails instead.

@@ -9,6 +9,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/durachord/durachord/internal/buildinfo"
 	"io"
 	"os"
 	"strings"
@@ -50,6 +51,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:                 "dhtctl",
 		Usage:                "operate durachord nodes: keys, certificates, puts and gets, dumps, status",
+		Version:              buildinfo.Read().String(),
 		Reader:               stdin,
 		Writer:               stdout,
 		ErrWriter:            stderr,

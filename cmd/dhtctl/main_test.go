@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/durachord/durachord/internal/buildinfo"
 	"strings"
 	"testing"
 )
@@ -34,5 +35,15 @@ func TestHelpExitsZero(t *testing.T) {
 		if code := run(append([]string{"dhtctl"}, args...), strings.NewReader(""), &out, &errb); code != exitOK || out.Len() == 0 {
 			t.Errorf("dhtctl %v: exit %d, %d bytes of help; want exit 0 and help", args, code, out.Len())
 		}
+	}
+}
+
+// TestVersion: dhtctl --version prints its version and the commit of the
+// build, and exits 0.
+func TestVersion(t *testing.T) {
+	code, out, errOut := runCmd("--version")
+	want := "dhtctl version " + buildinfo.Read().String()
+	if code != 0 || strings.TrimSpace(out) != want {
+		t.Fatalf("--version: exit %d, stdout %q, stderr %q; want exit 0 and %q", code, out, errOut, want)
 	}
 }

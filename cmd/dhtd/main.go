@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/durachord/durachord/internal/buildinfo"
 	"io"
 	"os"
 
@@ -46,6 +47,7 @@ func newApp(stderr io.Writer, serve serveFunc) *cli.App {
 	return &cli.App{
 		Name:      "dhtd",
 		Usage:     "run a durachord DHT node",
+		Version:   buildinfo.Read().String(),
 		UsageText: "dhtd [--config FILE] [--p2p-address HOST:PORT] [--bootstrap HOST:PORT ...] [options]",
 		Description: "Runs one node of a durachord ring. Values come from the defaults, then the --config file\n" +
 			"(TOML; a course-style INI file when the name ends in .ini), then the flags below.\n" +

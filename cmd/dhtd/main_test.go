@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/durachord/durachord/internal/buildinfo"
 	"io"
 	"net"
 	"os"
@@ -136,5 +137,17 @@ func TestLogEventsAreOneLineEach(t *testing.T) {
 	}
 	if !strings.Contains(lines[0], "via a: refused") || !strings.Contains(lines[0], "via b: not ready") {
 		t.Fatalf("first event %q lost part of the joined error", lines[0])
+	}
+}
+
+// TestVersion: dhtd --version prints its version and the commit of the
+// build (where its help goes) and exits 0 without starting a node.
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"dhtd", "--version"}, &out); code != 0 {
+		t.Fatalf("--version: exit %d, output %q", code, out.String())
+	}
+	if want := "dhtd version " + buildinfo.Read().String(); strings.TrimSpace(out.String()) != want {
+		t.Fatalf("--version printed %q; want %q", out.String(), want)
 	}
 }
