@@ -178,7 +178,13 @@ func (s *Service) onRingChange(ch chord.Change) {
 	grew := false
 	if ch.Predecessor != nil {
 		np := ch.Predecessor.ID
-		grew = !s.hasPred || (np != s.pred && !np.InHalfOpen(s.pred, self))
+		if s.hasPred {
+			grew = np != s.pred && !np.InHalfOpen(s.pred, self)
+		} else {
+			// The first predecessor: the arc is new, unless the ring was
+			// built from nothing at once (its records are current).
+			grew = !s.cfg.StartInSync
+		}
 		s.pred, s.hasPred = ch.Predecessor.ID, true
 	}
 	s.windowMu.Unlock()
