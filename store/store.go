@@ -271,11 +271,7 @@ func writeFileSync(path string, data []byte) error {
 	if err != nil {
 		return errors.Join(err, os.Remove(tmp))
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
+	return syncDir(filepath.Dir(path))
 }
 
 // freelistSyncMax is the most free pages for which a commit also writes
