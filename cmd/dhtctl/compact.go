@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -146,6 +148,9 @@ func runCompact(c *cli.Context) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return failf("compact: data directory %s does not exist", dir)
 	}
+	if _, err := os.Stat(filepath.Join(dir, store.DBFile)); errors.Is(err, fs.ErrNotExist) {
+		return failf("compact: no database in %s (%s is missing)", dir, store.DBFile)
+	}
 	cfg, done := offlineConfig(c)
 	if err := cfg.Validate(); err != nil {
 		return failf("compact: --lock-timeout must be positive")
@@ -204,6 +209,8 @@ func offlineError(dir string, err error) string {
 		return fmt.Sprintf("%s/%s is in use by a running node (stop it first)", dir, store.DBFile)
 	case errors.Is(err, store.ErrExists):
 		return fmt.Sprintf("%s already holds a database (%s); --force replaces it", dir, store.DBFile)
+	case errors.Is(err, store.ErrNoSecret):
+		return err.Error() + " (--secret FILE)"
 	}
 	return err.Error()
 }
