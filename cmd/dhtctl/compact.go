@@ -20,10 +20,10 @@ reused, not returned to the file system.
 
 compact holds the database's lock throughout, writes a compacted copy beside
 it (so it needs free space of about the live data's size), and verifies the
-copy: bbolt's consistency check, the expiry index and record counts, and
-every record's HMAC with the node secret (node.secret in the data directory,
-or --secret FILE). Only a copy that passes all of them, and holds as many
-records as the original, is fsynced and renamed over records.db (then the
+copy: bbolt's consistency check, the expiry index, the record counts (kept
+in the database, copied from the original) against a recount, and every
+record's HMAC with the node secret (node.secret in the data directory, or
+--secret FILE). Only a copy that passes all of them is fsynced and renamed over records.db (then the
 directory is fsynced). On any failure records.db is left as it was and the
 copy is removed.
 

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/durachord/durachord/store"
 )
@@ -301,6 +304,22 @@ func TestRestoreRefuses(t *testing.T) {
 	if err := os.WriteFile(tampered, bytes.ReplaceAll(b, recs[0].Value, []byte("hello PRIMARY")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Every record's HMAC holds, but one has lost its expiry index entry.
+	inconsistent := filepath.Join(t.TempDir(), "inconsistent.db")
+	if err := os.WriteFile(inconsistent, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(inconsistent, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket([]byte("expiry")).Cursor().First()
+		return tx.Bucket([]byte("expiry")).Delete(k)
+	})
+	if err := errors.Join(err, db.Close()); err != nil {
+		t.Fatal(err)
+	}
 	corrupt := filepath.Join(t.TempDir(), "corrupt.db")
 	if err := os.WriteFile(corrupt, bytes.Repeat([]byte("not bbolt"), 1000), 0o600); err != nil {
 		t.Fatal(err)
@@ -315,8 +334,11 @@ func TestRestoreRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A data directory in use by a running node.
+	// A data directory in use by a running node, with the same secret.
 	inUse := t.TempDir()
+	if code, _, errOut := runOfflineCmd(t, "restore", "--from", backupOf(t, src), "--data-dir", inUse, "--secret", secret); code != exitOK {
+		t.Fatalf("restore into an empty directory = %d, %q", code, errOut)
+	}
 	s, err := store.Open(inUse, store.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -344,6 +366,7 @@ func TestRestoreRefuses(t *testing.T) {
 		{"in use", []string{"--from", good, "--secret", secret}, inUse, "is in use by a running node (stop it first)"},
 		{"in use, with --force", []string{"--from", good, "--secret", secret, "--force"}, inUse, "is in use by a running node (stop it first)"},
 		{"tampered backup", []string{"--from", tampered, "--secret", secret}, "", "1 of 3 records fail their integrity check"},
+		{"inconsistent backup", []string{"--from", inconsistent, "--secret", secret}, "", "no expiry index entry"},
 		{"corrupt backup", []string{"--from", corrupt, "--secret", secret}, "", "failed verification"},
 		{"missing backup", []string{"--from", filepath.Join(otherSecret, "nope.db"), "--secret", secret}, "", "nope.db: no such file"},
 		{"no secret", []string{"--from", good}, "", "node.secret does not exist"},
