@@ -18,13 +18,6 @@ import (
 	"github.com/durachord/durachord/store"
 )
 
-func runOfflineCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code = run(append([]string{"dhtctl"}, args...), strings.NewReader(""), &out, &errb)
-	return code, out.String(), errb.String()
-}
-
 // sweptRecord is record i of the compaction test: 16 bytes of value, live
 // for 10 hours after now when i%10 == 0, else for 1 hour.
 func sweptRecord(i int, now time.Time) store.Record {
@@ -84,7 +77,7 @@ func TestCompactShrinks(t *testing.T) {
 	path := filepath.Join(dir, store.DBFile)
 	before := fileSize(t, path)
 
-	code, out, errOut := runOfflineCmd(t, "compact", "--data-dir", dir, "--json")
+	code, out, errOut := runCmd("compact", "--data-dir", dir, "--json")
 	if code != exitOK {
 		t.Fatalf("compact = %d, stderr %q; want 0", code, errOut)
 	}
@@ -140,7 +133,7 @@ func TestCompactShrinks(t *testing.T) {
 func TestCompactText(t *testing.T) {
 	dir, _ := makeDumpDB(t)
 	before := fileSize(t, filepath.Join(dir, store.DBFile))
-	code, out, errOut := runOfflineCmd(t, "compact", "--data-dir", dir)
+	code, out, errOut := runCmd("compact", "--data-dir", dir)
 	after := fileSize(t, filepath.Join(dir, store.DBFile))
 	want := "compacted " + dir + ": " + humanBytes(before) + " (" + strconv.FormatInt(before, 10) + " bytes) -> " +
 		humanBytes(after) + " (" + strconv.FormatInt(after, 10) + " bytes), 3 records verified\n"
@@ -163,7 +156,7 @@ func TestCompactInUse(t *testing.T) {
 	var errOut string
 	go func() {
 		defer close(done)
-		code, _, errOut = runOfflineCmd(t, "compact", "--data-dir", dir)
+		code, _, errOut = runCmd("compact", "--data-dir", dir)
 	}()
 	select {
 	case <-done:
@@ -189,7 +182,7 @@ func TestCompactRefusesTampered(t *testing.T) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := runOfflineCmd(t, "compact", "--data-dir", dir)
+	code, _, errOut := runCmd("compact", "--data-dir", dir)
 	if code != exitError || !strings.Contains(errOut, "1 of 3 records fail their integrity check") || strings.Count(errOut, "\n") != 1 {
 		t.Errorf("compact of a tampered database = %d, stderr %q; want 2 and one line naming the record", code, errOut)
 	}
@@ -218,7 +211,7 @@ func TestCompactErrors(t *testing.T) {
 		{"no secret", []string{"--data-dir", noSecret}, "node.secret is needed to verify"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			code, _, errOut := runOfflineCmd(t, append([]string{"compact"}, tt.args...)...)
+			code, _, errOut := runCmd(append([]string{"compact"}, tt.args...)...)
 			if code != exitError || !strings.Contains(errOut, tt.want) || strings.Count(errOut, "\n") != 1 {
 				t.Errorf("compact %v = %d, stderr %q; want 2 and one line with %q", tt.args, code, errOut, tt.want)
 			}
@@ -256,7 +249,7 @@ func TestRestore(t *testing.T) {
 	src, recs := makeDumpDB(t)
 	file := backupOf(t, src)
 	dir := filepath.Join(t.TempDir(), "data")
-	code, out, errOut := runOfflineCmd(t, "restore", "--from", file, "--data-dir", dir,
+	code, out, errOut := runCmd("restore", "--from", file, "--data-dir", dir,
 		"--secret", filepath.Join(src, store.SecretFile))
 	if code != exitOK || !strings.Contains(out, "3 records verified") || !strings.Contains(out, "installed the node secret") {
 		t.Fatalf("restore = %d, stdout %q, stderr %q; want 0, 3 records and the secret installed", code, out, errOut)
@@ -327,7 +320,7 @@ func TestRestoreRefuses(t *testing.T) {
 
 	// A data directory with a database of its own (another backup of src).
 	existing := t.TempDir()
-	if code, _, errOut := runOfflineCmd(t, "restore", "--from", backupOf(t, src), "--data-dir", existing, "--secret", secret); code != exitOK {
+	if code, _, errOut := runCmd("restore", "--from", backupOf(t, src), "--data-dir", existing, "--secret", secret); code != exitOK {
 		t.Fatalf("restore into an empty directory = %d, %q", code, errOut)
 	}
 	existingDB, err := os.ReadFile(filepath.Join(existing, store.DBFile))
@@ -336,7 +329,7 @@ func TestRestoreRefuses(t *testing.T) {
 	}
 	// A data directory in use by a running node, with the same secret.
 	inUse := t.TempDir()
-	if code, _, errOut := runOfflineCmd(t, "restore", "--from", backupOf(t, src), "--data-dir", inUse, "--secret", secret); code != exitOK {
+	if code, _, errOut := runCmd("restore", "--from", backupOf(t, src), "--data-dir", inUse, "--secret", secret); code != exitOK {
 		t.Fatalf("restore into an empty directory = %d, %q", code, errOut)
 	}
 	s, err := store.Open(inUse, store.DefaultConfig())
@@ -378,7 +371,7 @@ func TestRestoreRefuses(t *testing.T) {
 			if dir == "" {
 				dir = filepath.Join(t.TempDir(), "data")
 			}
-			code, _, errOut := runOfflineCmd(t, append([]string{"restore", "--lock-timeout", "300ms", "--data-dir", dir}, tt.args...)...)
+			code, _, errOut := runCmd(append([]string{"restore", "--lock-timeout", "300ms", "--data-dir", dir}, tt.args...)...)
 			if code != exitError || !strings.Contains(errOut, tt.want) || strings.Count(errOut, "\n") != 1 {
 				t.Errorf("restore %v = %d, stderr %q; want 2 and one line with %q", tt.args, code, errOut, tt.want)
 			}
@@ -394,7 +387,7 @@ func TestRestoreRefuses(t *testing.T) {
 	}
 
 	// --force replaces the existing database, with the backup's records.
-	code, out, errOut := runOfflineCmd(t, "restore", "--from", good, "--data-dir", existing, "--force")
+	code, out, errOut := runCmd("restore", "--from", good, "--data-dir", existing, "--force")
 	if code != exitOK || !strings.Contains(out, "replacing the database it held") {
 		t.Errorf("restore --force = %d, stdout %q, stderr %q; want 0 and the database replaced", code, out, errOut)
 	}
