@@ -32,4 +32,11 @@ var (
 	// verified (read-only open without node.secret), or an existing
 	// database was opened without its secret.
 	ErrNoSecret = errors.New("store: node secret missing")
+	// ErrExists: Restore into a data directory that already holds a
+	// database, without Force.
+	ErrExists = errors.New("store: the data directory already holds a database")
+	// ErrCorrupt: a database failed verification (Compact's copy, Restore's
+	// backup): bbolt's consistency check, the store's invariants, or a
+	// record's HMAC.
+	ErrCorrupt = errors.New("store: database failed verification")
 )

@@ -125,19 +125,27 @@ func TestBackupStalledReader(t *testing.T) {
 	}
 }
 
+// TestOpenRemovesLeftOverSnapshots: a read-write Open removes the temporary
+// files that a crash during a backup, a compaction or a restore left in the
+// data directory.
 func TestOpenRemovesLeftOverSnapshots(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, nil)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	left := filepath.Join(dir, ".backup-123.tmp")
-	if err := os.WriteFile(left, []byte("partial copy"), 0o600); err != nil {
-		t.Fatal(err)
+	var left []string
+	for _, name := range []string{".backup-123.tmp", ".compact-123.tmp", ".restore-123.tmp"} {
+		left = append(left, filepath.Join(dir, name))
+		if err := os.WriteFile(left[len(left)-1], []byte("partial copy"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	openTest(t, dir, nil)
-	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Stat(%s) after Open = %v; want it removed", left, err)
+	for _, p := range left {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Stat(%s) after Open = %v; want it removed", p, err)
+		}
 	}
 }
 

@@ -271,11 +271,7 @@ func writeFileSync(path string, data []byte) error {
 	if err != nil {
 		return errors.Join(err, os.Remove(tmp))
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
+	return syncDir(filepath.Dir(path))
 }
 
 // freelistSyncMax is the most free pages for which a commit also writes
@@ -492,7 +488,7 @@ func (s *Store) Backup(w io.Writer, size func(int64)) (int64, error) {
 }
 
 // snapshotPattern names the temporary files of snapshot; Open removes any
-// left by a crash.
+// left by a crash (removeSnapshots), as it does those of Compact and Restore.
 const snapshotPattern = ".backup-*.tmp"
 
 // snapshot copies the database, in one read transaction, into a new file in
@@ -521,11 +517,15 @@ func (s *Store) snapshot() (*os.File, int64, error) {
 	return f, n, nil
 }
 
-// removeSnapshots deletes snapshot files a crash left behind (snapshot
-// unlinks its file right after creating it, so only a crash in between
-// leaves one).
+// removeSnapshots deletes the temporary files a crash left behind: those of
+// snapshot (which unlinks its file right after creating it, so only a crash
+// in between leaves one), Compact and Restore.
 func (s *Store) removeSnapshots() {
-	left, _ := filepath.Glob(filepath.Join(s.dir, snapshotPattern)) // the pattern is valid
+	var left []string
+	for _, pattern := range []string{snapshotPattern, compactPattern, restorePattern} {
+		m, _ := filepath.Glob(filepath.Join(s.dir, pattern)) // the patterns are valid
+		left = append(left, m...)
+	}
 	for _, p := range left {
 		if err := os.Remove(p); err != nil {
 			s.log.Warn("left-over backup file not removed", "path", p, "error", err)

@@ -97,7 +97,7 @@ func TestBashCompletion(t *testing.T) {
 		want []string
 	}{
 		{"dhtctl st", []string{"status"}},
-		{"dhtctl c", []string{"ca", "cert", "completion"}},
+		{"dhtctl c", []string{"compact", "ca", "cert", "completion"}},
 		{"dhtctl completion ", []string{"bash", "zsh"}},
 		{"dhtctl completion z", []string{"zsh"}},
 		{"dhtctl status --ad", []string{"--admin", "--admin-token-file"}},

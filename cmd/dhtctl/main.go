@@ -136,6 +136,8 @@ func commands() []*cli.Command {
 		ringCommand(),
 		dumpCommand(),
 		backupCommand(),
+		restoreCommand(),
+		compactCommand(),
 		devnetCommand(),
 		caCommand(),
 		certCommand(),

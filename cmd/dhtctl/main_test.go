@@ -18,6 +18,9 @@ func TestUsageErrorsAreOneLine(t *testing.T) {
 		{"cert", "issue", "--ca", "x"},
 		{"cert", "issue", "--bogus"},
 		{"backup"},
+		{"compact"},
+		{"restore", "--data-dir", "x"},
+		{"compact", "--data-dir", "x", "extra"},
 		{"put"},
 		{"devnet", "--nodes", "0"},
 	} {
@@ -30,7 +33,7 @@ func TestUsageErrorsAreOneLine(t *testing.T) {
 }
 
 func TestHelpExitsZero(t *testing.T) {
-	for _, args := range [][]string{{}, {"--help"}, {"dump", "--help"}, {"cert", "issue", "--help"}} {
+	for _, args := range [][]string{{}, {"--help"}, {"dump", "--help"}, {"compact", "--help"}, {"restore", "--help"}, {"cert", "issue", "--help"}} {
 		var out, errb bytes.Buffer
 		if code := run(append([]string{"dhtctl"}, args...), strings.NewReader(""), &out, &errb); code != exitOK || out.Len() == 0 {
 			t.Errorf("dhtctl %v: exit %d, %d bytes of help; want exit 0 and help", args, code, out.Len())
