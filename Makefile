@@ -12,7 +12,7 @@ UNIT_PKGS    = $$($(GO) list ./... | grep -v '/e2e$$')
 # their builds); longer runs: make fuzz FUZZTIME=5m
 FUZZTIME    ?= 30s
 
-.PHONY: all build test race lint fmt bench sim fuzz e2e demo clean
+.PHONY: all build test race lint fmt bench sim fuzz e2e demo clean monitoring-check
 
 all: build
 
@@ -58,6 +58,14 @@ fmt:
 # tells the fuzzing engine's deadline race from a finding).
 fuzz:
 	GO=$(GO) scripts/fuzz.sh $(FUZZTIME)
+
+# The Prometheus rules in deploy/monitoring: their syntax, and their unit
+# tests (each alert on synthetic series). Needs promtool (Debian: prometheus).
+PROMTOOL ?= promtool
+monitoring-check:
+	@command -v $(PROMTOOL) >/dev/null 2>&1 || { echo "monitoring-check: $(PROMTOOL) not found: install it (apt-get install prometheus) or set PROMTOOL=/path/to/promtool"; exit 1; }
+	$(PROMTOOL) check rules deploy/monitoring/durachord.rules.yml
+	$(PROMTOOL) test rules deploy/monitoring/durachord.rules.test.yml
 
 # End-to-end tests: real dhtd processes with real TLS on 127.x addresses, and
 # (as root) separate hosts in network namespaces and the install test. Every

@@ -92,6 +92,9 @@ func newMetrics(reg prometheus.Registerer, budget *netutil.Budget, sources *netu
 	}
 	for _, t := range []string{"put", "get"} {
 		m.latency.WithLabelValues(t)
+		for _, o := range []string{outcomeSuccess, outcomeNotFound, outcomeTimeout, outcomeError, outcomeCanceled} {
+			m.requests.WithLabelValues(t, o)
+		}
 	}
 	for _, r := range []string{netutil.ReasonTotal, netutil.ReasonAddress} {
 		m.rejected.WithLabelValues(r)

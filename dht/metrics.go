@@ -89,6 +89,31 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Records a holder missed on a put, by fate (queued, repaired, given_up, left_window, overflow).",
 		}, []string{"outcome"}),
 	}
+	// The label values the node knows, so that their series are there
+	// (at 0) before the first event.
+	for _, op := range []string{"get", "put"} {
+		for _, o := range []string{"ok", "not_found", "timeout", "error"} {
+			m.ops.WithLabelValues(op, o)
+		}
+	}
+	for _, o := range []string{"ok", "not_found", "timeout", "error", "no_slot"} {
+		m.replication.WithLabelValues(o)
+	}
+	for _, d := range []string{"pushed", "fetched"} {
+		m.repair.WithLabelValues(d)
+	}
+	for _, o := range []string{"ok", "error"} {
+		m.rounds.WithLabelValues(o)
+	}
+	for _, o := range []string{"stored", "full", "failed", "delivered", "superseded", "superseded_at_owner", "expired"} {
+		m.hints.WithLabelValues(o)
+	}
+	for _, o := range []string{"met", "short"} {
+		m.quorum.WithLabelValues(o)
+	}
+	for _, o := range []string{"queued", "repaired", "given_up", "left_window", "overflow"} {
+		m.immediate.WithLabelValues(o)
+	}
 	m.calls.get = m.callsVec.WithLabelValues("get")
 	m.calls.put = m.callsVec.WithLabelValues("put")
 	if reg != nil {
@@ -100,4 +125,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// backlogs are the gauges of the work waiting: replica pushes queued or in
+// flight, and keys holders missed on a put queued for immediate repair.
+func (m *metrics) backlogs(pushes *pushQueues, repairs *repairQueue) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "durachord_dht_push_backlog",
+			Help: "Replica pushes of PUTs queued or in flight to their holders.",
+		}, func() float64 { return float64(pushes.backlog()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "durachord_dht_repair_backlog_keys",
+			Help: "Keys that a holder missed on a PUT, queued for immediate repair and not yet repaired or given up.",
+		}, func() float64 { return float64(repairs.backlog()) }),
+	}
 }

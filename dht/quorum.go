@@ -262,6 +262,13 @@ func (q *pushQueues) wait() {
 	}
 }
 
+// backlog returns the pushes queued or in flight, over all holders.
+func (q *pushQueues) backlog() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.active
+}
+
 // queue returns the holder's queue, made on first use.
 func (q *pushQueues) queue(peer chord.NodeInfo) *holderQueue {
 	q.mu.Lock()
@@ -511,6 +518,13 @@ type debt struct {
 
 func newRepairQueue() *repairQueue {
 	return &repairQueue{wake: make(chan struct{}, 1), debts: make(map[chord.ID]*debt)}
+}
+
+// backlog returns the keys queued for repair, over all holders.
+func (q *repairQueue) backlog() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.keys
 }
 
 // add queues key for peer; false when the queue is full.

@@ -270,7 +270,8 @@ func TestOwnerVersionsAboveNewerStored(t *testing.T) {
 // TestPutDoesNotWaitForFullQueue: with the stalled holder's push queue full
 // (one record), further PUTs are still acknowledged on the owner and the
 // other holder within their deadline; the stalled holder's misses are
-// queued for repair, not waited for.
+// queued for repair, not waited for; the backlogs count the stalled push
+// and the missed key, and the push backlog is empty once the push ends.
 func TestPutDoesNotWaitForFullQueue(t *testing.T) {
 	ctx := context.Background()
 	k := key(1)
@@ -292,8 +293,18 @@ func TestPutDoesNotWaitForFullQueue(t *testing.T) {
 	if st.finished.Load() {
 		t.Fatal("the PUTs were acknowledged only after the stalled push had ended; want them not to wait for its queue")
 	}
+	// What the backlog gauges read: the one push stalled, the key missed.
+	if got := owner.svc.pushQueues.backlog(); got != 1 {
+		t.Errorf("push backlog with one push stalled = %d; want 1", got)
+	}
+	if got := owner.svc.repairs.backlog(); got != 1 {
+		t.Errorf("repair backlog after the stalled holder missed key %x = %d; want 1", k, got)
+	}
 	close(st.release)
 	owner.svc.Wait()
+	if got := owner.svc.pushQueues.backlog(); got != 0 {
+		t.Errorf("push backlog once the pushes ended = %d; want 0", got)
+	}
 }
 
 // stallPushes makes owner's calls to holder stall until the test releases

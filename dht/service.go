@@ -154,6 +154,13 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 			}
 		}
 	}
+	if cfg.Metrics != nil {
+		for _, c := range s.metrics.backlogs(s.pushQueues, s.repairs) {
+			if err := cfg.Metrics.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
 	s.register()
 	node.OnChange(s.onRingChange)
 	return s, nil

@@ -199,3 +199,40 @@ func TestKilledNodeRejoinsWithSameID(t *testing.T) {
 	}
 	checkRingCLI(t, ctx, c, nodes[0])
 }
+
+// TestRingGauges: on a settled ring of four real nodes, every node's ring
+// gauges on /metrics are what the alert rules in deploy/monitoring read:
+// ready, a predecessor known, the three other nodes as successors, the
+// configured list length, and a size estimate of exactly four (the list
+// holds every other node).
+func TestRingGauges(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	nodes := c.StartNodes(4)
+	sctx, scancel := context.WithTimeout(ctx, 60*time.Second)
+	c.WaitSettled(sctx)
+	scancel()
+	want := map[string]float64{
+		"durachord_ring_ready":                 1,
+		"durachord_ring_predecessor_set":       1,
+		"durachord_ring_successors":            3,
+		"durachord_ring_successor_list_length": float64(successorListLen),
+		"durachord_ring_size_estimate":         4,
+	}
+	for _, n := range nodes {
+		text, err := n.Metrics(ctx)
+		if err != nil {
+			t.Fatalf("%s: /metrics: %v", n.Name, err)
+		}
+		for name, v := range want {
+			if !strings.Contains(text, "\n"+name+" ") {
+				t.Errorf("%s: /metrics has no %s", n.Name, name)
+				continue
+			}
+			if got := metricSum(text, name); got != v {
+				t.Errorf("%s: %s = %v; want %v", n.Name, name, got, v)
+			}
+		}
+	}
+}

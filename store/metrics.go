@@ -13,6 +13,7 @@ type metrics struct {
 	commits       prometheus.Counter
 	committedOps  prometheus.Counter
 	commitErrors  prometheus.Counter
+	commitTime    prometheus.Histogram
 	swept         prometheus.Counter
 	probeFailures prometheus.Counter
 }
@@ -39,6 +40,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "durachord_store_commit_errors_total",
 			Help: "Group commits that failed.",
 		}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "durachord_store_commit_duration_seconds",
+			Help:    "Duration of group commits, from the start of the transaction to the end of its fsync, failed ones included.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
 		swept: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "durachord_store_swept_records_total",
 			Help: "Expired records deleted by the sweeper.",
@@ -54,7 +60,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.puts, m.tampered, m.commits, m.committedOps, m.commitErrors, m.swept, m.probeFailures} {
+	for _, c := range []prometheus.Collector{m.puts, m.tampered, m.commits, m.committedOps, m.commitErrors, m.commitTime, m.swept, m.probeFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register store metrics: %w", err)
 		}

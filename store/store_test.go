@@ -503,6 +503,25 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name, result string) (
 	return 0, false
 }
 
+// histogramCount returns the sample count of the unlabelled histogram name
+// in reg (0 if it is not registered).
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
+
+// TestMetrics: the store's counters count what its puts did, every group
+// commit is timed in durachord_store_commit_duration_seconds, and a second
+// store on the same registry is refused.
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := openTest(t, "", func(c *Config) { c.Metrics = reg; c.Now = newClock().Now })
@@ -525,6 +544,9 @@ func TestMetrics(t *testing.T) {
 				t.Errorf("%s{result=%q} = %v (registered %v); want %v", tt.name, tt.result, got, ok, tt.want)
 			}
 		})
+	}
+	if got := histogramCount(t, reg, "durachord_store_commit_duration_seconds"); got != 2 {
+		t.Errorf("durachord_store_commit_duration_seconds count = %d; want 2 (one per commit)", got)
 	}
 	// A second store on the same registry is refused, not silently merged.
 	if _, err := Open(t.TempDir(), Config{Timeout: time.Second, MaxBatch: 1, Metrics: reg}); err == nil {

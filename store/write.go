@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -270,6 +271,7 @@ func (s *Store) commit(batch []*op) {
 		return
 	}
 	results := make([]opResult, len(live))
+	began := time.Now()
 	err := s.update(func(tx *bolt.Tx) error {
 		var delta Stats
 		for i, o := range live {
@@ -280,6 +282,7 @@ func (s *Store) commit(batch []*op) {
 		}
 		return addCounts(tx, delta)
 	})
+	s.metrics.commitTime.Observe(time.Since(began).Seconds())
 	s.metrics.commits.Inc()
 	if err == nil {
 		s.metrics.committedOps.Add(float64(len(live)))

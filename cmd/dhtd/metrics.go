@@ -12,6 +12,7 @@ type stateCollector struct {
 
 	records, bytes               *prometheus.Desc
 	successors, predecessor, rdy *prometheus.Desc
+	listLen, size                *prometheus.Desc
 	certNotAfter                 *prometheus.Desc
 }
 
@@ -24,6 +25,10 @@ func newStateCollector(d *daemon) *stateCollector {
 			"Value bytes of the records held, by kind; expired ones count until swept.", []string{"kind"}, nil),
 		successors: prometheus.NewDesc("durachord_ring_successors",
 			"Distinct live successors in this node's successor list.", nil, nil),
+		listLen: prometheus.NewDesc("durachord_ring_successor_list_length",
+			"Successors this node keeps when the ring has enough nodes (ring.successor_list_len).", nil, nil),
+		size: prometheus.NewDesc("durachord_ring_size_estimate",
+			"Nodes in the ring as this node estimates them from its successor list: exact while the list holds every other node, else from the list's spacing.", nil, nil),
 		predecessor: prometheus.NewDesc("durachord_ring_predecessor_set",
 			"1 if this node knows a predecessor, else 0.", nil, nil),
 		rdy: prometheus.NewDesc("durachord_ring_ready",
@@ -34,7 +39,7 @@ func newStateCollector(d *daemon) *stateCollector {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.records, c.bytes, c.successors, c.predecessor, c.rdy, c.certNotAfter} {
+	for _, d := range []*prometheus.Desc{c.records, c.bytes, c.successors, c.listLen, c.size, c.predecessor, c.rdy, c.certNotAfter} {
 		ch <- d
 	}
 }
@@ -58,6 +63,8 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	_, hasPred := node.Predecessor()
 	ch <- prometheus.MustNewConstMetric(c.successors, prometheus.GaugeValue, float64(len(seen)))
+	ch <- prometheus.MustNewConstMetric(c.listLen, prometheus.GaugeValue, float64(c.d.cfg.Ring.SuccessorListLen))
+	ch <- prometheus.MustNewConstMetric(c.size, prometheus.GaugeValue, node.RingSizeEstimate())
 	ch <- prometheus.MustNewConstMetric(c.predecessor, prometheus.GaugeValue, b2f(hasPred))
 	ch <- prometheus.MustNewConstMetric(c.rdy, prometheus.GaugeValue, b2f(node.Ready()))
 	leaf := c.d.id.Current().Leaf
