@@ -452,16 +452,32 @@ func (s *Service) replicate(ctx context.Context, rec store.Record, hs []chord.No
 		}
 		queued++
 	}
-	for _, h := range full {
-		if queued >= want {
+	if need := want - queued; need > 0 && len(full) > 0 {
+		// Wait for room at every full holder at once, and stop waiting as
+		// soon as enough have taken the push: one stalled holder's queue
+		// must not use up the time another's would free in a moment.
+		wctx, cancel := context.WithCancel(ctx)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, h := range full {
+			wg.Go(func() {
+				if err := s.pushQueues.push(wctx, h, rec, done(h), s.sendBatch); err != nil {
+					miss(h, err)
+					return
+				}
+				mu.Lock()
+				if need--; need == 0 {
+					cancel()
+				}
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		cancel()
+	} else {
+		for _, h := range full {
 			miss(h, errQueueFull)
-			continue
 		}
-		if err := s.pushQueues.push(ctx, h, rec, done(h), s.sendBatch); err != nil {
-			miss(h, err)
-			continue
-		}
-		queued++
 	}
 	return p
 }

@@ -396,3 +396,37 @@ func TestKeyLocksSerialise(t *testing.T) {
 		t.Errorf("%d entries left after every lock was released; want 0", len(l.m))
 	}
 }
+
+// TestPutWaitsForTheFirstQueueWithRoom: with both holders' push queues full,
+// one stalled for good and one about to free its room, a PUT waits for room
+// at both at once and is acknowledged as soon as the second takes its push,
+// instead of spending its time on the stalled one's queue.
+func TestPutWaitsForTheFirstQueueWithRoom(t *testing.T) {
+	ctx := context.Background()
+	k := key(1)
+	r := newRingTuned(t, 5, func(c *Config) { c.MaxBackgroundPushes = 1; c.CallTimeout = 10 * time.Second })
+	r.freeze()
+	owner, hs := r.placement(k, 3)
+	stallPushes(t, owner, hs[0])
+	slow := stallPushes(t, owner, hs[1]) // wraps the first
+	// A first PUT fills both queues and cannot be acknowledged.
+	pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	if err := owner.svc.Put(pctx, k, value(1, 1), time.Hour, 3); err == nil {
+		t.Fatal("Put with both holders stalled succeeded; want it short of its quorum")
+	}
+	cancel()
+	<-slow.started
+	done := make(chan error, 1)
+	go func() {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		done <- owner.svc.Put(pctx, k, value(1, 2), time.Hour, 3)
+	}()
+	close(slow.release) // the second holder's queue frees; the first stays stalled
+	if err := <-done; err != nil {
+		t.Fatalf("Put with one holder's queue free again = %v; want it acknowledged", err)
+	}
+	if !holds(hs[1], k, value(1, 2)) {
+		t.Fatal("the answering holder lacks the acknowledged version")
+	}
+}
