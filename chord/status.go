@@ -16,6 +16,10 @@ type Status struct {
 	Fingers     []NodeInfo   `json:"fingers"` // distinct known fingers in finger order
 	Records     RecordCounts `json:"records"`
 	Ready       bool         `json:"ready"`
+	// Requests counts the client requests the node has answered since it
+	// started; Admin is its admin HTTP address, omitted if it has none.
+	Requests uint64 `json:"requests"`
+	Admin    string `json:"admin,omitempty"`
 }
 
 // Status returns the node's current view.
@@ -38,10 +42,11 @@ func (n *Node) Status() Status {
 		p := n.pred
 		st.Predecessor = &p
 	}
-	counts := n.recordCounts
+	report := n.report
 	n.mu.Unlock()
-	if counts != nil {
-		st.Records = counts()
+	if report != nil {
+		r := report()
+		st.Records, st.Requests, st.Admin = r.Records, r.Requests, r.Admin
 	}
 	return st
 }

@@ -94,6 +94,7 @@ func TestAdminToken(t *testing.T) {
 				{"/status", false, http.StatusOK},
 				{"/ring", false, http.StatusOK},
 				{"/backup", false, http.StatusOK},
+				{"/ui", false, http.StatusOK},
 				{"/debug/pprof/", false, pprofCode},
 				{"/debug/pprof/cmdline", false, pprofCode},
 			} {
