@@ -44,11 +44,12 @@ type RecordCounts struct {
 
 // Report is what a node says of itself in its status beyond its place on
 // the ring: its records, the client requests it has answered since it
-// started, and its admin HTTP address ("" if none).
+// started and per second lately, and its admin HTTP address ("" if none).
 type Report struct {
-	Records  RecordCounts
-	Requests uint64
-	Admin    string
+	Records     RecordCounts
+	Requests    uint64
+	RequestRate float64
+	Admin       string
 }
 
 // remembered is a peer evicted from this node's tables, kept for probing.
@@ -235,8 +236,8 @@ func (n *Node) BeforeLeave(fn func(ctx context.Context) error) {
 	n.beforeLeave = append(n.beforeLeave, fn)
 }
 
-// SetReport sets the function that fills Status.Records, Requests and
-// Admin.
+// SetReport sets the function that fills Status.Records, Requests,
+// RequestRate and Admin.
 func (n *Node) SetReport(fn func() Report) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -17,9 +17,11 @@ type Status struct {
 	Records     RecordCounts `json:"records"`
 	Ready       bool         `json:"ready"`
 	// Requests counts the client requests the node has answered since it
-	// started; Admin is its admin HTTP address, omitted if it has none.
-	Requests uint64 `json:"requests"`
-	Admin    string `json:"admin,omitempty"`
+	// started, RequestRate those per second over the last 10 s; Admin is its
+	// admin HTTP address, omitted if it has none.
+	Requests    uint64  `json:"requests"`
+	RequestRate float64 `json:"request_rate"`
+	Admin       string  `json:"admin,omitempty"`
 }
 
 // Status returns the node's current view.
@@ -46,7 +48,7 @@ func (n *Node) Status() Status {
 	n.mu.Unlock()
 	if report != nil {
 		r := report()
-		st.Records, st.Requests, st.Admin = r.Records, r.Requests, r.Admin
+		st.Records, st.Requests, st.RequestRate, st.Admin = r.Records, r.Requests, r.RequestRate, r.Admin
 	}
 	return st
 }

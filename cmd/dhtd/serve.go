@@ -308,7 +308,7 @@ func apiConfig(cfg config.Config) api.Config {
 }
 
 // report is what the node says of itself in its status: its records, the
-// client requests it has answered, its admin address.
+// client requests it has answered and their rate, its admin address.
 func (d *daemon) report() chord.Report {
 	var r chord.Report
 	if st, err := d.db.Stats(); err != nil {
@@ -317,7 +317,7 @@ func (d *daemon) report() chord.Report {
 		r.Records = chord.RecordCounts{Primary: st.PrimaryRecords, Replica: st.ReplicaRecords}
 	}
 	if d.api != nil {
-		r.Requests = d.api.Requests()
+		r.Requests, r.RequestRate = d.api.Requests(), d.api.RequestRate()
 	}
 	if d.adminLn != nil {
 		r.Admin = d.adminLn.Addr().String()

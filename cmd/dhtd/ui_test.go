@@ -138,8 +138,8 @@ func TestUIToken(t *testing.T) {
 }
 
 // A node's /status, and so each node of /ring, carries its admin address
-// and the count of client requests it has answered, which the ring page
-// links to and turns into a rate.
+// (which the ring page links to), the count of client requests it has
+// answered and their rate.
 func TestStatusReportsAdminAndRequests(t *testing.T) {
 	d := startDaemon(t, withAdmin)
 	status := func() (admin string, requests uint64) {

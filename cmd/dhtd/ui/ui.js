@@ -8,10 +8,6 @@ const R = 220; // the circle's radius in SVG units
 const SVG = "http://www.w3.org/2000/svg";
 const FULL = 1n << 256n;
 
-// prev holds each node's request counter and when it was read, by ID, to
-// turn two polls into a rate.
-let prev = new Map();
-
 function el(name, attrs, text) {
   const e = document.createElementNS(SVG, name);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
@@ -78,13 +74,61 @@ function pct(share) {
   return (100 * share).toFixed(1) + "%";
 }
 
-function rate(n, now) {
-  const p = prev.get(n.id);
-  if (!p || now <= p.at || n.requests < p.requests) return "";
-  return ((n.requests - p.requests) / ((now - p.at) / 1000)).toFixed(1);
+// rate is a node's client requests per second (the node's own mean over
+// its last 10 s), "" from a node that does not say.
+function rate(n) {
+  return typeof n.request_rate === "number" ? n.request_rate.toFixed(1) : "";
 }
 
-function draw(ring, now) {
+// LABEL_H is the height of a node's label (four lines) plus a gap.
+const LABEL_H = 64;
+const MAX_LABELS = 16;
+
+// placeLabels puts each node's label beside it, outside the circle, moved
+// up or down as little as needed not to overlap its neighbours on the same
+// side, with a line from the node to its label. Beyond MAX_LABELS nodes
+// the circle would be unreadable: a node then has only a tooltip, and the
+// table below says the rest.
+function placeLabels(labels) {
+  if (labels.length > MAX_LABELS) {
+    for (const l of labels) l.g.append(el("title", {}, l.lines.map(([t]) => t).join("\n")));
+    return;
+  }
+  for (const side of [1, -1]) {
+    const mine = labels.filter((l) => (l.lx >= 0 ? 1 : -1) === side).sort((a, b) => a.ly - b.ly);
+    let floor = -Infinity;
+    for (const l of mine) {
+      // Centred on a node at 3 or 9 o'clock, above one at the top, below
+      // one at the bottom: never across the circle.
+      const want = l.ly - LABEL_H / 2 + (LABEL_H / 2) * (l.ly / (R + 24)) + 8;
+      l.top = Math.max(want, floor, -325);
+      floor = l.top + LABEL_H;
+    }
+    // Pushed past the bottom: move the column up as a whole.
+    const over = mine.length ? mine[mine.length - 1].top + LABEL_H - (R + 100) : 0;
+    if (over > 0) for (const l of mine) l.top -= over;
+    for (const l of mine) {
+      const anchor = side > 0 ? "start" : "end";
+      const lx = side * Math.max(Math.abs(l.lx), 40);
+      const text = el("text", { x: lx.toFixed(1), y: (l.top + 12).toFixed(1), "text-anchor": anchor });
+      l.lines.forEach(([t, cls], k) => {
+        text.append(el("tspan", { x: lx.toFixed(1), dy: k === 0 ? 0 : 15, class: cls }, t));
+      });
+      const mid = l.top + 8;
+      l.g.prepend(el("line", { class: "leader", x1: l.x.toFixed(1), y1: l.y.toFixed(1),
+        x2: (lx - side * 4).toFixed(1), y2: mid.toFixed(1) }));
+      if (l.link) {
+        const a = el("a", { href: l.link });
+        a.append(text);
+        l.g.append(a);
+      } else {
+        l.g.append(text);
+      }
+    }
+  }
+}
+
+function draw(ring) {
   const share = shares(ring);
   const arcs = document.getElementById("arcs");
   const nodes = document.getElementById("nodes");
@@ -92,16 +136,15 @@ function draw(ring, now) {
   arcs.replaceChildren();
   nodes.replaceChildren();
   tbody.replaceChildren();
-  const next = new Map();
   let primary = 0;
   let replica = 0;
+  const labels = [];
   ring.forEach((n, i) => {
     const f = frac(n.id);
     const pf = frac(ring[(i + ring.length - 1) % ring.length].id);
-    const r = rate(n, now);
+    const r = rate(n);
     const link = statusLink(n, i === 0);
     const rec = n.records || { primary: 0, replica: 0 };
-    next.set(n.id, { requests: n.requests || 0, at: now });
     primary += rec.primary;
     replica += rec.replica;
 
@@ -124,25 +167,12 @@ function draw(ring, now) {
     const [x, y] = point(f, R);
     g.append(el("circle", { class: "dot", cx: x.toFixed(1), cy: y.toFixed(1), r: 7 }));
     const [lx, ly] = point(f, R + 24);
-    const anchor = Math.abs(lx) < 30 ? "middle" : lx > 0 ? "start" : "end";
-    const top = ly < -R ? ly - 52 : ly > R ? ly + 8 : ly - 22;
-    const lines = [
+    labels.push({ g, x, y, lx, ly, lines: [
       [n.address, "addr"],
       [`share ${pct(share[i])}`, "share"],
       [`${rec.primary} primary · ${rec.replica} replica`, "records"],
       [`${n.ready ? "ready" : "NOT READY"} · ${r === "" ? "–" : r} req/s`, "health"],
-    ];
-    const label = el("text", { x: lx.toFixed(1), y: top.toFixed(1), "text-anchor": anchor });
-    lines.forEach(([t, cls], k) => {
-      label.append(el("tspan", { x: lx.toFixed(1), dy: k === 0 ? 0 : 15, class: cls }, t));
-    });
-    if (link) {
-      const a = el("a", { href: link });
-      a.append(label);
-      g.append(a);
-    } else {
-      g.append(label);
-    }
+    ], link });
     nodes.append(g);
 
     const tr = document.createElement("tr");
@@ -164,7 +194,7 @@ function draw(ring, now) {
     tr.append(td);
     tbody.append(tr);
   });
-  prev = next;
+  placeLabels(labels);
   document.getElementById("summary").textContent =
     `${ring.length} node${ring.length === 1 ? "" : "s"} · ${primary} primary · ${replica} replica`;
 }
@@ -187,7 +217,7 @@ async function poll() {
       setState(`/ring: ${resp.status} ${body.error || ""}`, true);
       return;
     }
-    draw(body, Date.now());
+    draw(body);
     setState(`updated ${new Date().toLocaleTimeString()} · every ${POLL_MS / 1000} s`, false);
   } catch (e) {
     setState(`/ring: ${e.message}`, true);
