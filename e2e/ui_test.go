@@ -1,12 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"html"
+	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,57 +27,6 @@ import (
 // screenshotEnvVar, when set to a file name, makes TestUIInBrowser also save
 // a picture of the page there (how docs/ui.png is made).
 const screenshotEnvVar = "DURACHORD_UI_SCREENSHOT"
-
-// devnetNode is a node as `dhtctl devnet --json` prints it.
-type devnetNode struct {
-	P2P            string `json:"p2p"`
-	API            string `json:"api"`
-	Admin          string `json:"admin"`
-	AdminTokenFile string `json:"admin_token_file"`
-}
-
-// startDevnet runs `dhtctl devnet --nodes n --json` until the test ends and
-// returns its nodes once the ring is ready.
-func startDevnet(t *testing.T, ctx context.Context, n int) []devnetNode {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, dhtctlPath(), "devnet", "--nodes", strconv.Itoa(n), "--json")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM) // devnet stops its nodes
-		done := make(chan struct{})
-		go func() {
-			_, _ = bufio.NewReader(stdout).WriteTo(&bytes.Buffer{})
-			_ = cmd.Wait()
-			close(done)
-		}()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-			t.Errorf("devnet did not stop within 30 s of SIGTERM")
-		}
-	})
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() {
-		t.Fatalf("devnet printed nothing; stderr: %s", stderr.String())
-	}
-	var ready struct {
-		Nodes []devnetNode `json:"nodes"`
-	}
-	if err := json.Unmarshal(lines.Bytes(), &ready); err != nil || len(ready.Nodes) != n {
-		t.Fatalf("devnet's first line %q: %v; want {\"nodes\":[%d nodes]}", lines.Text(), err, n)
-	}
-	return ready.Nodes
-}
 
 // chromium runs headless Chromium on url with args (--dump-dom or
 // --screenshot=FILE) and returns what it printed. Its whole process group
@@ -121,6 +70,34 @@ func renderedNodes(dom string) []map[string]string {
 		out = append(out, m)
 	}
 	return out
+}
+
+// circleShare is the fraction of the circle in (predecessor, n] among the
+// nodes' IDs.
+func circleShare(t *testing.T, nodes []devnetNode, n devnetNode) float64 {
+	t.Helper()
+	full := new(big.Int).Lsh(big.NewInt(1), 256)
+	id := func(s string) *big.Int {
+		v, ok := new(big.Int).SetString(s, 16)
+		if !ok {
+			t.Fatalf("devnet printed ID %q; want 64 hex digits", s)
+		}
+		return v
+	}
+	self := id(n.ID)
+	best := new(big.Int).Set(full) // the distance back to the predecessor
+	for _, o := range nodes {
+		if o.ID == n.ID {
+			continue
+		}
+		d := new(big.Int).Sub(self, id(o.ID))
+		d.Mod(d, full)
+		if d.Cmp(best) < 0 {
+			best = d
+		}
+	}
+	f, _ := new(big.Rat).SetFrac(best, full).Float64()
+	return f
 }
 
 // waitRequestRate waits until n's /status reports client requests per
@@ -169,7 +146,7 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	nodes := startDevnet(t, ctx, 4)
+	nodes := startDevnet(t, ctx, 4).nodes
 	tok, err := os.ReadFile(nodes[0].AdminTokenFile)
 	if err != nil {
 		t.Fatal(err)
@@ -212,12 +189,17 @@ func TestUIInBrowser(t *testing.T) {
 		t.Fatalf("the page drew %d nodes; want 4. Page:\n%s", len(got), dom)
 	}
 	var want, have []string
+	wantShare := map[string]string{}
 	for _, n := range nodes {
 		want = append(want, n.P2P)
+		wantShare[n.P2P] = fmt.Sprintf("%.1f%%", 100*circleShare(t, nodes, n))
 	}
 	total := 0.0
 	for _, n := range got {
 		have = append(have, n["data-address"])
+		if n["data-share"] != wantShare[n["data-address"]] {
+			t.Errorf("node %s: data-share %q; want %q, its part of the circle by the IDs devnet printed", n["data-address"], n["data-share"], wantShare[n["data-address"]])
+		}
 		share, err := strconv.ParseFloat(strings.TrimSuffix(n["data-share"], "%"), 64)
 		if err != nil || !strings.HasSuffix(n["data-share"], "%") || share <= 0 || share >= 100 {
 			t.Errorf("node %s: data-share %q; want a percentage between 0 and 100", n["data-address"], n["data-share"])
