@@ -24,8 +24,10 @@ import (
 	"github.com/durachord/durachord/internal/testenv"
 )
 
-// screenshotEnvVar, when set to a file name, makes TestUIInBrowser also save
-// a picture of the page there (how docs/ui.png is made).
+// screenshotEnvVar, when set to a file name (relative to e2e/, where go test
+// runs), makes TestUIInBrowser also save a 900x800 picture of the page there:
+// DURACHORD_UI_SCREENSHOT=../docs/ui.png made docs/ui.png (then shrunk with
+// pngquant and optipng).
 const screenshotEnvVar = "DURACHORD_UI_SCREENSHOT"
 
 // chromium runs headless Chromium on url with args (--dump-dom or
