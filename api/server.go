@@ -141,9 +141,13 @@ type Server struct {
 	budget  *netutil.Budget
 	sources *netutil.SourceBudgets
 	m       *metrics
-	ctx     context.Context // ends at Close: Service calls end with it
-	cancel  context.CancelFunc
-	conns   sync.WaitGroup // one per connection goroutine
+	// answered counts the requests answered, whatever the outcome; rate
+	// counts them by the second.
+	answered atomic.Uint64
+	rate     requestRate
+	ctx      context.Context // ends at Close: Service calls end with it
+	cancel   context.CancelFunc
+	conns    sync.WaitGroup // one per connection goroutine
 
 	mu        sync.Mutex // guards listeners, active, shutdown
 	listeners map[net.Listener]struct{}
@@ -151,6 +155,15 @@ type Server struct {
 	shutdown  bool
 	done      chan struct{} // closed when shutdown becomes true
 }
+
+// Requests returns the number of client requests (PUT and GET) the server
+// has carried out since it was made, whatever their outcome: the sum of
+// durachord_api_requests_total.
+func (s *Server) Requests() uint64 { return s.answered.Load() }
+
+// RequestRate returns the mean number of client requests carried out per
+// second over the last 10 whole seconds.
+func (s *Server) RequestRate() float64 { return s.rate.perSecond(time.Now()) }
 
 // NewServer returns a server for svc.
 func NewServer(cfg Config, svc Service) (*Server, error) {
@@ -675,6 +688,8 @@ func (c *conn) startPut(p Put, start time.Time, held heldBytes) {
 			s.log.Warn("put failed", "remote", c.remote, "key", fmt.Sprintf("%x", p.Key), "error", err)
 		}
 		s.m.requests.WithLabelValues("put", outcome).Inc()
+		s.answered.Add(1)
+		s.rate.add(time.Now())
 		s.m.latency.WithLabelValues("put").Observe(time.Since(start).Seconds())
 		close(e.done)
 		c.mu.Lock()
@@ -729,6 +744,8 @@ func (c *conn) startGet(g Get, start time.Time) {
 			}
 		}
 		s.m.requests.WithLabelValues("get", outcome).Inc()
+		s.answered.Add(1)
+		s.rate.add(time.Now())
 		s.m.latency.WithLabelValues("get").Observe(time.Since(start).Seconds())
 		c.replies <- reply // never blocks: cap MaxInFlight, one slot per GET
 	})

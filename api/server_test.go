@@ -150,9 +150,12 @@ func isReset(err error) bool {
 	return errors.As(err, &op) && !op.Timeout()
 }
 
+// A client speaking the course protocol gets its PUT, GETs and a FAILURE
+// for an absent key on one connection, and each request is counted, by
+// type and outcome and in Requests.
 func TestCourseClient(t *testing.T) {
 	cfg, reg := testConfig(t)
-	_, addr := apitest.Serve(t, cfg, apitest.NewMemService())
+	srv, addr := apitest.Serve(t, cfg, apitest.NewMemService())
 	c := dialRaw(t, addr)
 
 	k := key("course")
@@ -185,6 +188,9 @@ func TestCourseClient(t *testing.T) {
 		if got := metric(t, reg, "durachord_api_requests_total", "type", tc.typ, "outcome", tc.outcome); got != tc.want {
 			t.Errorf("requests_total{%s,%s} = %v; want %v", tc.typ, tc.outcome, got, tc.want)
 		}
+	}
+	if got := srv.Requests(); got != 4 {
+		t.Errorf("Requests() = %d; want 4 (1 PUT, 3 GETs)", got)
 	}
 }
 

@@ -42,6 +42,16 @@ type RecordCounts struct {
 	Replica int64 `json:"replica"`
 }
 
+// Report is what a node says of itself in its status beyond its place on
+// the ring: its records, the client requests it has answered since it
+// started and per second lately, and its admin HTTP address ("" if none).
+type Report struct {
+	Records     RecordCounts
+	Requests    uint64
+	RequestRate float64
+	Admin       string
+}
+
 // remembered is a peer evicted from this node's tables, kept for probing.
 type remembered struct {
 	info NodeInfo
@@ -86,8 +96,8 @@ type Node struct {
 	// onChange are the OnChange callbacks; beforeLeave the BeforeLeave hooks.
 	onChange    []func(Change)
 	beforeLeave []func(context.Context) error
-	// recordCounts fills Status.Records.
-	recordCounts func() RecordCounts
+	// report fills the Status fields a node reports of itself.
+	report func() Report
 	// rng drives staggering and probe choices.
 	rng *rand.Rand
 	// refusals throttles the WARN lines of refused answers (own lock).
@@ -226,11 +236,12 @@ func (n *Node) BeforeLeave(fn func(ctx context.Context) error) {
 	n.beforeLeave = append(n.beforeLeave, fn)
 }
 
-// SetRecordCounts sets the function that fills Status.Records.
-func (n *Node) SetRecordCounts(fn func() RecordCounts) {
+// SetReport sets the function that fills Status.Records, Requests,
+// RequestRate and Admin.
+func (n *Node) SetReport(fn func() Report) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.recordCounts = fn
+	n.report = fn
 }
 
 // ForgetCache empties the caches of nodes and owners learned from lookups

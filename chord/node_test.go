@@ -118,12 +118,16 @@ func TestServeRPCValidates(t *testing.T) {
 	}
 }
 
+// A node's status in JSON carries the fields the SPEC names, and what its
+// report says: records, requests answered and their rate, admin address.
 func TestStatusJSON(t *testing.T) {
 	n, _ := newTestNode(t, chord.DefaultConfig())
 	if err := n.Create(); err != nil {
 		t.Fatal(err)
 	}
-	n.SetRecordCounts(func() chord.RecordCounts { return chord.RecordCounts{Primary: 1, Replica: 2} })
+	n.SetReport(func() chord.Report {
+		return chord.Report{Records: chord.RecordCounts{Primary: 1, Replica: 2}, Requests: 5, RequestRate: 0.5, Admin: "127.0.0.1:7410"}
+	})
 	b, err := json.Marshal(n.Status())
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +136,7 @@ func TestStatusJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"id", "address", "predecessor", "successors", "records", "ready"} {
+	for _, key := range []string{"id", "address", "predecessor", "successors", "records", "ready", "requests", "request_rate", "admin"} {
 		if _, ok := got[key]; !ok {
 			t.Errorf("Status JSON %s lacks %q", b, key)
 		}
@@ -142,6 +146,9 @@ func TestStatusJSON(t *testing.T) {
 	}
 	if rec, _ := got["records"].(map[string]any); rec["primary"] != 1.0 || rec["replica"] != 2.0 {
 		t.Errorf("Status JSON records = %v; want primary 1, replica 2", got["records"])
+	}
+	if got["requests"] != 5.0 || got["request_rate"] != 0.5 || got["admin"] != "127.0.0.1:7410" {
+		t.Errorf("Status JSON requests, request_rate, admin = %v, %v, %v; want 5, 0.5, 127.0.0.1:7410", got["requests"], got["request_rate"], got["admin"])
 	}
 }
 

@@ -379,7 +379,9 @@ func TestWalk(t *testing.T) {
 		c.start(12)
 		waitFor(t, 5*time.Minute, "correct ring of 12", func() error { return checkRing(c.live(), cfg.SuccessorListLen) })
 		ring := c.live()
-		ring[0].SetRecordCounts(func() chord.RecordCounts { return chord.RecordCounts{Primary: 3, Replica: 4} })
+		ring[0].SetReport(func() chord.Report {
+			return chord.Report{Records: chord.RecordCounts{Primary: 3, Replica: 4}, Requests: 9, Admin: "127.0.0.1:7410"}
+		})
 		start := ring[5]
 		sts, err := start.Walk(context.Background(), 100)
 		if err != nil {
@@ -394,8 +396,8 @@ func TestWalk(t *testing.T) {
 				t.Fatalf("Walk()[%d] = %s (ready %v); want %s ready", i, st.ID.Short(), st.Ready, want.Self().ID.Short())
 			}
 		}
-		if got := sts[len(ring)-5].Records; got != (chord.RecordCounts{Primary: 3, Replica: 4}) {
-			t.Fatalf("Walk() records of node 0 = %+v; want {3 4}", got)
+		if got := sts[len(ring)-5]; got.Records != (chord.RecordCounts{Primary: 3, Replica: 4}) || got.Requests != 9 || got.Admin != "127.0.0.1:7410" {
+			t.Fatalf("Walk() of node 0: records %+v, requests %d, admin %q; want {3 4}, 9, 127.0.0.1:7410", got.Records, got.Requests, got.Admin)
 		}
 		if sts, err := start.Walk(context.Background(), 3); err != nil || len(sts) != 3 {
 			t.Fatalf("Walk(3) = %d statuses, %v; want 3, nil", len(sts), err)

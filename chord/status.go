@@ -16,6 +16,12 @@ type Status struct {
 	Fingers     []NodeInfo   `json:"fingers"` // distinct known fingers in finger order
 	Records     RecordCounts `json:"records"`
 	Ready       bool         `json:"ready"`
+	// Requests counts the client requests the node has answered since it
+	// started, RequestRate those per second over the last 10 s; Admin is its
+	// admin HTTP address, omitted if it has none.
+	Requests    uint64  `json:"requests"`
+	RequestRate float64 `json:"request_rate"`
+	Admin       string  `json:"admin,omitempty"`
 }
 
 // Status returns the node's current view.
@@ -38,10 +44,11 @@ func (n *Node) Status() Status {
 		p := n.pred
 		st.Predecessor = &p
 	}
-	counts := n.recordCounts
+	report := n.report
 	n.mu.Unlock()
-	if counts != nil {
-		st.Records = counts()
+	if report != nil {
+		r := report()
+		st.Records, st.Requests, st.RequestRate, st.Admin = r.Records, r.Requests, r.RequestRate, r.Admin
 	}
 	return st
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -15,16 +16,33 @@ import (
 	"github.com/durachord/durachord/api"
 )
 
-// TestDevnet runs `dhtctl devnet` as a user would: it prints one JSON line once
-// the ring is ready, the ring answers puts and gets, and when devnet stops (here
-// by --duration) no node it started is left running.
-func TestDevnet(t *testing.T) {
-	requireE2E(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, dhtctlPath(), "devnet", "--nodes", "3", "--json", "--demo", "--duration", "20s")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+// devnetNode is a node as `dhtctl devnet --json` prints it.
+type devnetNode struct {
+	ID             string `json:"id"`
+	P2P            string `json:"p2p"`
+	API            string `json:"api"`
+	Admin          string `json:"admin"`
+	DataDir        string `json:"data_dir"`
+	AdminTokenFile string `json:"admin_token_file"`
+}
+
+// devnet is a running `dhtctl devnet --json`: its nodes, and its output
+// after the line that listed them.
+type devnet struct {
+	cmd    *exec.Cmd
+	nodes  []devnetNode
+	lines  *bufio.Scanner
+	stderr *bytes.Buffer
+}
+
+// startDevnet runs `dhtctl devnet --nodes n --json` with args and returns
+// once it has listed its nodes (the ring is ready). Unless the test waits
+// for it, it is stopped with SIGTERM when the test ends.
+func startDevnet(t *testing.T, ctx context.Context, n int, args ...string) *devnet {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, dhtctlPath(), append([]string{"devnet", "--nodes", strconv.Itoa(n), "--json"}, args...)...)
+	dn := &devnet{cmd: cmd, stderr: &bytes.Buffer{}}
+	cmd.Stderr = dn.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -33,35 +51,54 @@ func TestDevnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
+		if cmd.ProcessState != nil {
+			return // the test waited for it
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM) // devnet stops its nodes
+		done := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(io.Discard, stdout)
 			_ = cmd.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("devnet did not stop within 30 s of SIGTERM")
 		}
 	})
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() {
-		t.Fatalf("devnet printed nothing; stderr: %s", stderr.String())
+	dn.lines = bufio.NewScanner(stdout)
+	if !dn.lines.Scan() {
+		t.Fatalf("devnet printed nothing; stderr: %s", dn.stderr.String())
 	}
 	var ready struct {
-		Nodes []struct {
-			ID             string `json:"id"`
-			P2P            string `json:"p2p"`
-			API            string `json:"api"`
-			Admin          string `json:"admin"`
-			DataDir        string `json:"data_dir"`
-			AdminTokenFile string `json:"admin_token_file"`
-		} `json:"nodes"`
+		Nodes []devnetNode `json:"nodes"`
 	}
-	if err := json.Unmarshal(lines.Bytes(), &ready); err != nil || len(ready.Nodes) != 3 {
-		t.Fatalf("first line %q: %v; want {\"nodes\":[3 nodes]}", lines.Text(), err)
+	if err := json.Unmarshal(dn.lines.Bytes(), &ready); err != nil || len(ready.Nodes) != n {
+		t.Fatalf("devnet's first line %q: %v; want {\"nodes\":[%d nodes]}", dn.lines.Text(), err, n)
 	}
-	for _, n := range ready.Nodes {
+	dn.nodes = ready.Nodes
+	return dn
+}
+
+// TestDevnet runs `dhtctl devnet` as a user would: it prints one JSON line once
+// the ring is ready, the ring answers puts and gets, and when devnet stops (here
+// by --duration) no node it started is left running.
+func TestDevnet(t *testing.T) {
+	requireE2E(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dn := startDevnet(t, ctx, 3, "--demo", "--duration", "20s")
+	cmd, lines, stderr := dn.cmd, dn.lines, dn.stderr
+	for _, n := range dn.nodes {
 		if len(n.ID) != 64 || n.P2P == "" || n.API == "" || n.Admin == "" || n.DataDir == "" {
 			t.Fatalf("node %+v: want id (64 hex digits), p2p, api, admin and data_dir", n)
 		}
 	}
 	// devnet's nodes want the admin token it made, as a ring off loopback would.
-	first := ready.Nodes[0]
+	first := dn.nodes[0]
 	if _, errOut, code := dhtctl(t, ctx, "status", "--admin", first.Admin); code != 2 || !strings.Contains(errOut, "401") {
 		t.Errorf("dhtctl status of a devnet node without its token: exit %d, %q; want 2 and 401", code, errOut)
 	}
@@ -82,7 +119,7 @@ func TestDevnet(t *testing.T) {
 	// A put through one node, a get through another.
 	var key [api.KeySize]byte
 	copy(key[:], "devnet-test")
-	pc, err := api.Dial(ctx, ready.Nodes[0].API)
+	pc, err := api.Dial(ctx, dn.nodes[0].API)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +130,7 @@ func TestDevnet(t *testing.T) {
 	if _, err := pc.Get(ctx, key); err != nil {
 		t.Fatalf("get on the putting connection: %v", err)
 	}
-	gc, err := api.Dial(ctx, ready.Nodes[2].API)
+	gc, err := api.Dial(ctx, dn.nodes[2].API)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +144,7 @@ func TestDevnet(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("devnet exited with %v; stderr: %s", err, stderr.String())
 	}
-	for _, n := range ready.Nodes {
+	for _, n := range dn.nodes {
 		out, _ := exec.Command("pgrep", "-f", "--", "--p2p-address "+n.P2P).Output()
 		for _, pid := range strings.Fields(string(out)) {
 			if p, err := strconv.Atoi(pid); err == nil {

@@ -49,9 +49,9 @@ func (d *daemon) newAdminServer() *http.Server {
 }
 
 // adminHandler serves the admin HTTP endpoints: /metrics, /healthz and
-// /readyz to anyone; /status, /ring, /backup and, with admin.pprof, the Go
-// profiler under /debug/pprof/ only with the bearer token when the node has
-// one (admin.token_file).
+// /readyz to anyone; /status, /ring, /backup, the ring page /ui and, with
+// admin.pprof, the Go profiler under /debug/pprof/ only with the token when
+// the node has one (admin.token_file).
 func (d *daemon) adminHandler() http.Handler {
 	open := http.NewServeMux()
 	open.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
@@ -67,6 +67,8 @@ func (d *daemon) adminHandler() http.Handler {
 	})
 	guarded.HandleFunc("GET /ring", d.serveRing)
 	guarded.HandleFunc("GET /backup", d.serveBackup)
+	guarded.HandleFunc("GET /ui", serveUI)
+	guarded.HandleFunc("GET /ui/", serveUI)
 	if d.cfg.Admin.PProf {
 		guarded.HandleFunc("/debug/pprof/", pprof.Index)
 		guarded.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -78,18 +80,36 @@ func (d *daemon) adminHandler() http.Handler {
 	return withWriteDeadline(d.cfg.Admin.WriteTimeout.Duration, open)
 }
 
-// requireToken passes a request on only if it carries "Authorization:
-// Bearer TOKEN"; a nil token lets every request through.
+// requireToken passes a request on only if it carries the token: as
+// "Authorization: Bearer TOKEN", or, from a browser, in the uiCookie cookie.
+// GET /ui?token=TOKEN sets that cookie (HttpOnly, SameSite=Strict, Secure
+// over TLS; it lasts until the browser closes). A nil token lets every
+// request through.
 func requireToken(token *crypto.Token, next http.Handler) http.Handler {
 	if token == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			if c, err := r.Cookie(uiCookie); err == nil {
+				got, ok = c.Value, true
+			}
+		}
+		fromQuery := r.URL.Path == "/ui" && r.URL.Query().Has("token")
+		if fromQuery {
+			got, ok = r.URL.Query().Get("token"), true
+		}
 		if !ok || !token.Equal(got) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="durachord admin"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin token required (Authorization: Bearer; dhtctl --admin-token-file)"})
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "admin token required (Authorization: Bearer; dhtctl --admin-token-file; a browser opens /ui?token=TOKEN once)"})
 			return
+		}
+		if fromQuery {
+			http.SetCookie(w, &http.Cookie{
+				Name: uiCookie, Value: got, Path: "/",
+				HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil,
+			})
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -46,21 +46,11 @@ func writeToken(t *testing.T) (path, token string) {
 // (none if ""), and returns the status code.
 func (d *testDaemon) adminStatus(t *testing.T, path, token string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.adminLn.Addr().String()+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var mod func(*http.Request)
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		mod = bearer(token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
+	resp, _ := d.adminGet(t, path, mod)
 	return resp.StatusCode
 }
 
@@ -94,6 +84,7 @@ func TestAdminToken(t *testing.T) {
 				{"/status", false, http.StatusOK},
 				{"/ring", false, http.StatusOK},
 				{"/backup", false, http.StatusOK},
+				{"/ui", false, http.StatusOK},
 				{"/debug/pprof/", false, pprofCode},
 				{"/debug/pprof/cmdline", false, pprofCode},
 			} {

@@ -208,7 +208,7 @@ func (d *daemon) open() error {
 	if d.node, err = chord.New(ncfg, self, d.client, d.db); err != nil {
 		return fmt.Errorf("ring: %w", err)
 	}
-	d.node.SetRecordCounts(d.recordCounts)
+	d.node.SetReport(d.report)
 	d.reg.MustRegister(newStateCollector(d))
 
 	dcfg := dht.DefaultConfig()
@@ -307,13 +307,22 @@ func apiConfig(cfg config.Config) api.Config {
 	return a
 }
 
-func (d *daemon) recordCounts() chord.RecordCounts {
-	st, err := d.db.Stats()
-	if err != nil {
+// report is what the node says of itself in its status: its records, the
+// client requests it has answered and their rate, its admin address.
+func (d *daemon) report() chord.Report {
+	var r chord.Report
+	if st, err := d.db.Stats(); err != nil {
 		d.log.Warn("record counts unavailable", "error", err)
-		return chord.RecordCounts{}
+	} else {
+		r.Records = chord.RecordCounts{Primary: st.PrimaryRecords, Replica: st.ReplicaRecords}
 	}
-	return chord.RecordCounts{Primary: st.PrimaryRecords, Replica: st.ReplicaRecords}
+	if d.api != nil {
+		r.Requests, r.RequestRate = d.api.Requests(), d.api.RequestRate()
+	}
+	if d.adminLn != nil {
+		r.Admin = d.adminLn.Addr().String()
+	}
+	return r
 }
 
 func (d *daemon) startServers(wg *sync.WaitGroup, errc chan<- error) {
