@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -109,6 +110,9 @@ func Compact(dir string, cfg OfflineConfig) (CompactResult, error) {
 	}()
 	if err := compactInto(tmp, src, cfg.Timeout); err != nil {
 		return res, fmt.Errorf("compact into %s: %w", tmp, err)
+	}
+	if err := ownLike(tmp, fi); err != nil {
+		return res, fmt.Errorf("compact: %w", err)
 	}
 	n, err := verifyFile(tmp, secret, cfg)
 	if err != nil {
@@ -232,6 +236,16 @@ func Restore(backup, dir string, cfg OfflineConfig) (RestoreResult, error) {
 	if res.Bytes, err = copyFileSync(tmp, backup); err != nil {
 		return res, errors.Join(fmt.Errorf("restore: copy %s: %w", backup, err), os.Remove(tmp))
 	}
+	// The node runs as the owner of its data directory: what restore wrote
+	// is that user's (when restore runs as root), or the node could not
+	// open it.
+	if dfi, err := os.Stat(dir); err == nil {
+		for _, f := range []string{tmp, filepath.Join(dir, SecretFile)} {
+			if err := ownLike(f, dfi); err != nil {
+				return res, errors.Join(fmt.Errorf("restore: %w", err), os.Remove(tmp))
+			}
+		}
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return res, errors.Join(fmt.Errorf("restore: %w", err), os.Remove(tmp))
 	}
@@ -349,6 +363,21 @@ func secretPath(dir string, cfg OfflineConfig) string {
 }
 
 // tempFile creates an empty file (mode 0600) in dir and returns its name.
+// ownLike gives path the owner and group of like when this process runs as
+// root (an operator's sudo), so that the node's user can open what a
+// command wrote in its data directory; otherwise the files are already the
+// caller's, as the node's own are.
+func ownLike(path string, like fs.FileInfo) error {
+	st, ok := like.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return nil
+	}
+	if err := os.Lchown(path, int(st.Uid), int(st.Gid)); err != nil {
+		return fmt.Errorf("give %s to uid %d: %w", path, st.Uid, err)
+	}
+	return nil
+}
+
 func tempFile(dir, pattern string) (string, error) {
 	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/durachord/durachord/internal/testenv"
 )
 
 // closedStore writes records a, b and c into a new data directory, closes
@@ -96,6 +99,64 @@ func TestOfflineErrors(t *testing.T) {
 	for _, name := range []string{"a", "b", "c"} {
 		if got, err := s.Get(testKey(name)); err != nil || !sameRecord(got, rec(name, 1)) {
 			t.Errorf("Get(%s) after Compact and Restore = %+v, %v; want %+v", name, got, err, rec(name, 1))
+		}
+	}
+}
+
+// TestOfflineKeepsTheNodesOwner: run as root (an operator's sudo), Compact
+// leaves records.db with the owner the node's user gave it, and Restore
+// gives what it writes to the owner of the data directory, so that the node
+// can open its files afterwards.
+func TestOfflineKeepsTheNodesOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Skip(t, "needs root: files change owner only when a root process writes them")
+	}
+	const uid, gid = 4242, 4343
+	owner := func(path string) (uint32, uint32) {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return st.Uid, st.Gid
+	}
+	dir := closedStore(t)
+	secret := filepath.Join(dir, SecretFile)
+	if err := os.Chown(filepath.Join(dir, DBFile), uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultOfflineConfig()
+	if _, err := Compact(dir, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if u, g := owner(filepath.Join(dir, DBFile)); u != uid || g != gid {
+		t.Errorf("records.db after Compact owned by %d:%d; want %d:%d as before", u, g, uid, gid)
+	}
+
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	b, err := os.ReadFile(filepath.Join(dir, DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(backup, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	into := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(into, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(into, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	withSecret := cfg
+	withSecret.SecretPath = secret
+	if _, err := Restore(backup, into, withSecret); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{DBFile, SecretFile} {
+		if u, g := owner(filepath.Join(into, f)); u != uid || g != gid {
+			t.Errorf("%s after Restore owned by %d:%d; want the data directory's %d:%d", f, u, g, uid, gid)
 		}
 	}
 }
