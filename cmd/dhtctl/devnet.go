@@ -345,7 +345,9 @@ func printDevnet(w io.Writer, nodes []*devnetNode) {
 	fmt.Fprintf(w, "  %s put --api %s hello 'hello, world'\n", prog, nodes[0].API)
 	fmt.Fprintf(w, "  %s get --api %s hello\n", prog, last.API)
 	fmt.Fprintf(w, "  %s ring --admin %s --admin-token-file %s\n", prog, nodes[0].Admin, nodes[0].AdminTokenFile)
-	fmt.Fprintf(w, "  %s bench --api %s\n\n", prog, joinAPIs(nodes))
+	fmt.Fprintf(w, "  %s bench --api %s\n", prog, joinAPIs(nodes))
+	fmt.Fprintf(w, "The ring page, in a browser (the token goes into a cookie and leaves the address bar):\n")
+	fmt.Fprintf(w, "  http://%s/ui?token=$(cat %s)\n\n", nodes[0].Admin, nodes[0].AdminTokenFile)
 }
 
 // progName is dhtctl as the user invoked it (bin/dhtctl after make demo), so
