@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/durachord/durachord/chord"
@@ -48,46 +49,59 @@ func (s *Service) admit(w wireRecord, primary bool, now time.Time) (store.Record
 // sees the ring, is not in the sender's replication window for it.
 var errOutOfWindow = errors.New("dht: this node is not in the sender's replication window for the key")
 
+// ringView is what this node knows of the ring for mayHoldFrom, read once
+// per dht.store call: its predecessor and the distinct other nodes of its
+// successor list and fingers.
+type ringView struct {
+	self    chord.ID
+	pred    chord.ID
+	hasPred bool
+	known   []chord.ID
+}
+
+func (s *Service) ringView() *ringView {
+	v := &ringView{self: s.node.Self().ID}
+	if p, ok := s.node.Predecessor(); ok {
+		v.pred, v.hasPred = p.ID, true
+		v.known = append(v.known, p.ID)
+	}
+	add := func(ns []chord.NodeInfo) {
+		for _, n := range ns {
+			if n.ID != v.self && !n.ID.IsZero() && !slices.Contains(v.known, n.ID) {
+				v.known = append(v.known, n.ID)
+			}
+		}
+	}
+	add(s.node.Successors())
+	add(s.node.Fingers())
+	return v
+}
+
 // mayHoldFrom reports whether from may hand this node a copy of the record at
-// pos with replication r, as this node sees the ring: always when this node
-// owns pos (the old owner handing over, a node placing a stray copy or
-// delivering a hint: what a dht.put could do anyway); otherwise only when
-// from lies on the arc from pos to this node (it can be the owner, or a
-// holder passing its copy on as it leaves) and this node knows of fewer than
-// r-1 nodes between from and itself, so that it can be in from's window. Its
-// immediate predecessor may always hand it copies: it is the node whose arc
-// and windows this node takes over when it leaves.
-func (s *Service) mayHoldFrom(from, pos chord.ID, r int) bool {
-	self := s.node.Self().ID
+// pos with replication r, as this node sees the ring (view, read once per
+// call): always when this node owns pos (the old owner handing over, a node
+// placing a stray copy or delivering a hint: what a dht.put could do
+// anyway); otherwise only when from lies on the arc from pos to this node (it
+// can be the owner, or a holder passing its copy on as it leaves) and this
+// node knows of fewer than r-1 nodes between from and itself, so that it can
+// be in from's window. Its immediate predecessor may always hand it copies:
+// it is the node whose arc and windows this node takes over when it leaves.
+func (s *Service) mayHoldFrom(view *ringView, from, pos chord.ID, r int) bool {
 	if s.node.Owns(pos) {
 		return true
 	}
-	if from != pos && !from.InOpen(pos, self) {
+	if from != pos && !from.InOpen(pos, view.self) {
 		return false
 	}
-	pred, ok := s.node.Predecessor()
-	if ok && from == pred.ID {
+	if view.hasPred && from == view.pred {
 		return true
 	}
-	limit := max(r-2, 0)
-	seen := make(map[chord.ID]bool)
-	count := func(n chord.NodeInfo) bool {
-		if n.ID != from && n.ID != self && !seen[n.ID] && n.ID.InOpen(from, self) {
-			seen[n.ID] = true
-		}
-		return len(seen) > limit
-	}
-	if ok && count(pred) {
-		return false
-	}
-	for _, n := range s.node.Successors() {
-		if count(n) {
-			return false
-		}
-	}
-	for _, n := range s.node.Fingers() {
-		if count(n) {
-			return false
+	between := 0
+	for _, id := range view.known {
+		if id != from && id.InOpen(from, view.self) {
+			if between++; between > max(r-2, 0) {
+				return false
+			}
 		}
 	}
 	return true

@@ -128,10 +128,15 @@ func (s *Service) handleStore(ctx context.Context, from chord.ID, a storeArgs) (
 	now := s.now()
 	recs := make([]store.Record, 0, len(a.Records))
 	var refused []chord.ID
+	var view *ringView // read at the first record this node does not own
 	for _, w := range a.Records {
 		pos := chord.KeyPosition([32]byte(w.Key))
-		rec, live, err := s.admit(w, s.node.Owns(pos), now)
-		if err == nil && !s.mayHoldFrom(from, pos, int(rec.Replication)) {
+		owns := s.node.Owns(pos)
+		rec, live, err := s.admit(w, owns, now)
+		if err == nil && !owns && view == nil {
+			view = s.ringView()
+		}
+		if err == nil && !owns && !s.mayHoldFrom(view, from, pos, int(rec.Replication)) {
 			s.metrics.refused.WithLabelValues("window").Inc()
 			err = errOutOfWindow
 		}
