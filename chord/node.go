@@ -173,6 +173,14 @@ func (n *Node) Fingers() []NodeInfo {
 	return slices.Clone(n.fingers[:])
 }
 
+// DistinctFingers returns the known nodes of the finger table, each once, in
+// finger order: a few entries where Fingers copies all of them.
+func (n *Node) DistinctFingers() []NodeInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.distinctFingersLocked()
+}
+
 // Ready reports whether the node has joined a ring and its successor answered
 // within the last three stabilise intervals (or it is alone in its ring).
 func (n *Node) Ready() bool {

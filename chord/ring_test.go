@@ -175,10 +175,17 @@ func checkRing(ring []*chord.Node, listLen int) error {
 				return fmt.Errorf("node %d %v: successor %d = %v; want %v", i, self, k, s, w)
 			}
 		}
+		var distinct []chord.NodeInfo
 		for k, f := range nd.Fingers() {
 			if w := owner(ring, self.ID.AddPow2(k)).Self(); f != w {
 				return fmt.Errorf("node %d %v: finger %d = %v; want %v", i, self, k, f, w)
 			}
+			if f != self && !slices.Contains(distinct, f) {
+				distinct = append(distinct, f)
+			}
+		}
+		if got := nd.DistinctFingers(); !slices.Equal(got, distinct) {
+			return fmt.Errorf("node %d %v: distinct fingers %v; want %v", i, self, got, distinct)
 		}
 	}
 	return nil

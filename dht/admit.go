@@ -73,7 +73,7 @@ func (s *Service) ringView() *ringView {
 		}
 	}
 	add(s.node.Successors())
-	add(s.node.Fingers())
+	add(s.node.DistinctFingers())
 	return v
 }
 

@@ -531,7 +531,7 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 // order after the owner, it leaves out this node although this node lies
 // within it, or it names a node between this node's predecessor and itself.
 func (s *Service) implausibleOwner(self chord.ID, owner chord.NodeInfo, first, to chord.ID, succs []chord.NodeInfo) string {
-	known := append(s.node.Successors(), s.node.Fingers()...)
+	known := append(s.node.Successors(), s.node.DistinctFingers()...)
 	if p, ok := s.node.Predecessor(); ok {
 		known = append(known, p)
 	}

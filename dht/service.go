@@ -22,7 +22,7 @@ type Overlay interface {
 	Owns(id chord.ID) bool
 	Predecessor() (chord.NodeInfo, bool)
 	Successors() []chord.NodeInfo
-	Fingers() []chord.NodeInfo
+	DistinctFingers() []chord.NodeInfo
 	Lookup(ctx context.Context, id chord.ID) (chord.LookupResult, error)
 	Route(ctx context.Context, id chord.ID, ask chord.Asker) (chord.RouteResult, error)
 	Refer(id chord.ID) (chord.Referral, error)
@@ -535,12 +535,12 @@ func (s *Service) get(ctx context.Context, key [32]byte) (store.Record, int, err
 		// nodes this node knows fill in for those that do not answer
 		// (an owner that lies about its successors hides nothing).
 		want = min(s.cfg.MaxReplication-1, 2)
-		cands = after(res.Owner.ID, want+s.cfg.MaxReplication, res.Successors, s.node.Successors(), s.node.Fingers(), []chord.NodeInfo{self})
+		cands = after(res.Owner.ID, want+s.cfg.MaxReplication, res.Successors, s.node.Successors(), s.node.DistinctFingers(), []chord.NodeInfo{self})
 	} else {
 		// No owner could be asked in time: ask the nodes known to follow
 		// the position, where the owner and its replicas are.
 		s.log.Debug("no owner answered; asking the known nodes after the key", "key", pos.Short(), "error", err)
-		cands = after(pos, 2*s.cfg.MaxReplication, res.Known, s.node.Successors(), s.node.Fingers(), []chord.NodeInfo{self})
+		cands = after(pos, 2*s.cfg.MaxReplication, res.Known, s.node.Successors(), s.node.DistinctFingers(), []chord.NodeInfo{self})
 	}
 	rec, asked, err := s.newest(ctx, key, cands, want)
 	return rec, calls + asked, err
