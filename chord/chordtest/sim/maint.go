@@ -50,6 +50,9 @@ type maintStats struct {
 func (s *sim) maintain(d time.Duration) maintStats {
 	rng := rand.New(rand.NewPCG(s.o.seed, uint64(len(s.ring))+1<<32))
 	for _, id := range s.ring {
+		// Replica pushes still queued from earlier PUTs are request
+		// traffic: let them leave before counting.
+		s.svcs[id].Wait()
 		s.nodes[id].ForgetCache()
 	}
 	intervals := map[int]time.Duration{
