@@ -77,7 +77,8 @@ e2e: $(GOTESTSUM)
 	DURACHORD_E2E=1 $(GOTESTSUM) --format testname -- -count=1 -timeout 15m $(E2EFLAGS) ./e2e/
 
 # Ring simulation on the in-memory network (virtual time): hops and correct
-# lookups for N = 64..4096, cold, warm and under churn. SIMFLAGS adds flags.
+# lookups for N = 64..4096, cold, warm and under churn; calls per GET and PUT;
+# ring maintenance calls per node per minute. SIMFLAGS adds flags.
 sim:
 	$(GO) run ./chord/chordtest/sim $(SIMFLAGS)
 

@@ -6,7 +6,10 @@
 // figures: the calls between nodes per GET and per PUT of the records layer
 // (package dht, records kept in memory), cold (empty caches before each) and
 // warm (after the entry node did -warmup GETs of other records), with the
-// owner's replica pushes counted apart.
+// owner's replica pushes counted apart. Last, ring maintenance: the calls
+// each node makes and serves per minute when the ring only runs its
+// periodic rounds at their configured intervals, with no requests (-maint-for
+// of virtual time per ring size).
 //
 // Time is virtual: the simulator calls each node's round methods (Stabilize,
 // FixFingers, CheckPredecessor, ProbeEvicted) itself, in event order, and
@@ -57,6 +60,7 @@ type options struct {
 	lookupHz  float64
 	seed      uint64
 	listLen   int
+	maintFor  time.Duration
 }
 
 func run(args []string) error {
@@ -71,11 +75,15 @@ func run(args []string) error {
 	lookupHz := fs.Float64("lookup-rate", 10, "lookups per virtual second during churn")
 	seed := fs.Uint64("seed", 1, "random seed")
 	listLen := fs.Int("successors", 8, "successor list length")
+	maintFor := fs.Duration("maint-for", time.Minute, "virtual duration of the ring-maintenance measurement of each ring size (0: none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	o := options{lookups: *lookups, warmNodes: *warmNodes, warmup: *warmup, churnN: *churnN,
-		churnFor: *churnFor, lookupHz: *lookupHz, seed: *seed, listLen: *listLen}
+		churnFor: *churnFor, lookupHz: *lookupHz, seed: *seed, listLen: *listLen, maintFor: *maintFor}
+	if o.maintFor < 0 {
+		return fmt.Errorf("-maint-for: negative duration %v", o.maintFor)
+	}
 	for _, s := range strings.Split(*sizes, ",") {
 		if strings.TrimSpace(s) == "" {
 			continue // -n "": churn runs only
@@ -101,6 +109,7 @@ func run(args []string) error {
 		o.seed, o.listLen, chord.DefaultConfig().CacheSize)
 	fmt.Printf("%-6s %-22s %8s %6s %4s %4s %9s  %-26s %s\n", "N", "phase", "lookups", "mean", "p50", "p99", "correct", "target", "result")
 	var reqs []reqRow
+	var maint []maintStats
 	for _, n := range o.sizes {
 		start := time.Now()
 		s, err := newSim(o, n)
@@ -126,6 +135,9 @@ func run(args []string) error {
 		reqs = append(reqs, reqRow{n: n, phase: "cold", st: coldReq, lookupMean: cold.mean()})
 		warmReq := s.measureRequestsWarm(recs, o.warmNodes, o.warmup, o.lookups/o.warmNodes)
 		reqs = append(reqs, reqRow{n: n, phase: "warm", st: warmReq, lookupMean: warm.mean()})
+		if o.maintFor > 0 {
+			maint = append(maint, s.maintain(o.maintFor))
+		}
 		fmt.Fprintf(os.Stderr, "N=%d done in %v\n", n, time.Since(start).Round(time.Millisecond))
 	}
 	if o.churnN > 0 {
@@ -149,6 +161,13 @@ func run(args []string) error {
 		printRequestHeader()
 		for _, r := range reqs {
 			r.print()
+		}
+	}
+	if len(maint) > 0 {
+		fmt.Println()
+		printMaintHeader(maint[0].cfg, o.maintFor)
+		for _, m := range maint {
+			m.print()
 		}
 	}
 	return nil
@@ -259,7 +278,7 @@ func (s *sim) randomID() chord.ID {
 func (s *sim) newNode() (*chord.Node, error) {
 	id := s.randomID()
 	info := chord.NodeInfo{ID: id, Addr: "sim-" + id.String()[:16]}
-	tr := countingTransport{Transport: s.net.Transport(info), c: s.calls}
+	tr := countingTransport{Transport: s.net.Transport(info), self: id, c: s.calls}
 	n, err := chord.New(s.cfg, info, tr, nil)
 	if err != nil {
 		return nil, err

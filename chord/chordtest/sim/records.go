@@ -147,24 +147,39 @@ func (m *memRecords) Sweep(_ context.Context, now time.Time, _ int) (int, error)
 // countingTransport counts the calls a node makes, by method.
 type countingTransport struct {
 	chord.Transport
-	c *callCounter
+	self chord.ID
+	c    *callCounter
 }
 
 func (t countingTransport) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
-	t.c.add(method)
+	t.c.add(t.self, to.ID, method)
 	return t.Transport.Call(ctx, to, method, args, reply)
 }
 
-// callCounter counts calls by method across all nodes.
+// callCounter counts calls by method across all nodes and, while byNode is
+// on, by the node that made each call and the node it went to.
 type callCounter struct {
-	mu sync.Mutex // guards n
-	n  map[string]int
+	mu   sync.Mutex // guards n, sent and recv
+	n    map[string]int
+	sent map[chord.ID]map[string]int // nil: not counted by node
+	recv map[chord.ID]map[string]int
 }
 
-func (c *callCounter) add(method string) {
+func (c *callCounter) add(from, to chord.ID, method string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n[method]++
+	if c.sent != nil {
+		tally(c.sent, from, method)
+		tally(c.recv, to, method)
+	}
+}
+
+func tally(m map[chord.ID]map[string]int, id chord.ID, method string) {
+	if m[id] == nil {
+		m[id] = make(map[string]int)
+	}
+	m[id][method]++
 }
 
 // take returns the counts since the last take and resets them.
@@ -174,4 +189,22 @@ func (c *callCounter) take() map[string]int {
 	n := c.n
 	c.n = make(map[string]int)
 	return n
+}
+
+// byNode starts counting calls by node, from zero.
+func (c *callCounter) byNode() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent = make(map[chord.ID]map[string]int)
+	c.recv = make(map[chord.ID]map[string]int)
+}
+
+// takeByNode returns the counts by node since byNode (calls made, calls
+// received) and stops counting by node.
+func (c *callCounter) takeByNode() (sent, recv map[chord.ID]map[string]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sent, recv = c.sent, c.recv
+	c.sent, c.recv = nil, nil
+	return sent, recv
 }

@@ -1,6 +1,12 @@
 package main
 
-import "testing"
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+)
 
 // TestWarmRequestsOneCall: on a simulated ring of 64 nodes built from
 // nothing, a node that has read records before reaches the owner of the next
@@ -31,5 +37,67 @@ func TestWarmRequestsOneCall(t *testing.T) {
 	}
 	if all := warm.get.count + warm.put.count; warm.get.correct+warm.put.correct != all {
 		t.Errorf("warm requests: %d of %d answered right", warm.get.correct+warm.put.correct, all)
+	}
+}
+
+// TestMaintenanceTraffic: on a settled simulated ring of 64 nodes running
+// chord's periodic rounds at the default intervals for a virtual minute with
+// no requests, every node makes one neighbours call and one notify per
+// stabilise interval and one ping per check-predecessor interval, the
+// fix-fingers lookups make calls, no node makes more calls than twice what
+// the intervals imply (the maintenance table of `make sim` cannot silently
+// read zero or run away), and the records layer makes none (the table says
+// it runs no rounds).
+func TestMaintenanceTraffic(t *testing.T) {
+	const n = 64
+	o := options{seed: 1, listLen: 8}
+	s, err := newSim(o, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := chord.DefaultConfig()
+	if s.cfg.StabilizeInterval != def.StabilizeInterval || s.cfg.FixFingersInterval != def.FixFingersInterval ||
+		s.cfg.CheckPredecessorInterval != def.CheckPredecessorInterval || s.cfg.ProbeInterval != def.ProbeInterval {
+		t.Fatalf("simulated intervals %v/%v/%v/%v; want the defaults %v/%v/%v/%v",
+			s.cfg.StabilizeInterval, s.cfg.FixFingersInterval, s.cfg.CheckPredecessorInterval, s.cfg.ProbeInterval,
+			def.StabilizeInterval, def.FixFingersInterval, def.CheckPredecessorInterval, def.ProbeInterval)
+	}
+	if err := s.build(n); err != nil {
+		t.Fatal(err)
+	}
+	if bad := s.checkRing(); bad != 0 {
+		t.Fatalf("ring built with %d nodes in a wrong state", bad)
+	}
+	st := s.maintain(time.Minute)
+	perMin := func(d time.Duration) float64 { return time.Minute.Seconds() / d.Seconds() }
+	exact := []struct {
+		method string
+		want   float64
+	}{
+		{"chord.neighbours", perMin(def.StabilizeInterval)},
+		{"chord.notify", perMin(def.StabilizeInterval)},
+		{"chord.ping", perMin(def.CheckPredecessorInterval)},
+	}
+	for _, e := range exact {
+		mean, most := st.perMinute(st.sent, e.method)
+		t.Logf("%s: %.2f calls per node per minute (max %.2f)", e.method, mean, most)
+		if math.Abs(mean-e.want) > 1 || math.Abs(most-e.want) > 1 {
+			t.Errorf("%s: mean %.2f, max %.2f calls per node per minute; want %.0f (one per round)", e.method, mean, most, e.want)
+		}
+	}
+	if mean, most := st.perMinute(st.sent, "chord.find_successor"); mean <= 0 {
+		t.Errorf("chord.find_successor: mean %.2f, max %.2f calls per node per minute; want fix-fingers lookups (> 0)", mean, most)
+	} else {
+		t.Logf("chord.find_successor: %.2f calls per node per minute (max %.2f)", mean, most)
+	}
+	limit := 2 * impliedPerMinute(def, n)
+	if mean, most := st.perMinute(st.sent, ""); most > limit {
+		t.Errorf("all calls: mean %.2f, max %.2f per node per minute; want at most %.0f (twice what the intervals imply)", mean, most, limit)
+	}
+	if mean, most := st.perMinute(st.sent, dhtMethods); most != 0 {
+		t.Errorf("dht.*: mean %.2f, max %.2f calls per node per minute; want 0 (the simulator runs no records-layer rounds)", mean, most)
+	}
+	if len(st.unknown) > 0 {
+		t.Errorf("maintenance made calls the table has no row for: %v", st.unknown)
 	}
 }
