@@ -37,10 +37,15 @@ type devnet struct {
 
 // startDevnet runs `dhtctl devnet --nodes n --json` with args and returns
 // once it has listed its nodes (the ring is ready). Unless the test waits
-// for it, it is stopped with SIGTERM when the test ends.
+// for it, it is stopped with SIGTERM when the test ends, and no node it
+// started may be left running.
 func startDevnet(t *testing.T, ctx context.Context, n int, args ...string) *devnet {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, dhtctlPath(), append([]string{"devnet", "--nodes", strconv.Itoa(n), "--json"}, args...)...)
+	// When ctx ends (the test's deferred cancel runs before its cleanups),
+	// devnet is asked to stop its nodes, not killed past them.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
 	dn := &devnet{cmd: cmd, stderr: &bytes.Buffer{}}
 	cmd.Stderr = dn.stderr
 	stdout, err := cmd.StdoutPipe()
@@ -68,6 +73,7 @@ func startDevnet(t *testing.T, ctx context.Context, n int, args ...string) *devn
 			<-done
 			t.Errorf("devnet did not stop within 30 s of SIGTERM")
 		}
+		dn.checkNodesGone(t)
 	})
 	dn.lines = bufio.NewScanner(stdout)
 	if !dn.lines.Scan() {
@@ -144,6 +150,13 @@ func TestDevnet(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("devnet exited with %v; stderr: %s", err, stderr.String())
 	}
+	dn.checkNodesGone(t)
+}
+
+// checkNodesGone fails the test for every node of dn whose dhtd still runs
+// once devnet has exited (and stops it).
+func (dn *devnet) checkNodesGone(t *testing.T) {
+	t.Helper()
 	for _, n := range dn.nodes {
 		out, _ := exec.Command("pgrep", "-f", "--", "--p2p-address "+n.P2P).Output()
 		for _, pid := range strings.Fields(string(out)) {

@@ -266,9 +266,7 @@ func (nd *devnetNode) start(dhtd string, args []string) error {
 	}
 	nd.cmd = exec.Command(dhtd, args...)
 	nd.cmd.Stdout, nd.cmd.Stderr = logf, logf
-	// Own process group: a Ctrl-C in the terminal reaches devnet only, which
-	// then stops the nodes in order.
-	nd.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	nd.cmd.SysProcAttr = nodeProcAttr()
 	if err := nd.cmd.Start(); err != nil {
 		logf.Close()
 		return err
