@@ -1,7 +1,7 @@
 package api
 
 import (
-	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -10,23 +10,22 @@ const rateWindow = 10
 
 // requestRate counts requests in one-second buckets, so that the rate over
 // the last rateWindow whole seconds can be read at any time without a
-// sampling loop.
+// sampling loop. It takes no lock: every request of every connection counts
+// here. A request that lands while its bucket is being reused for a new
+// second may go uncounted; the rate is for display.
 type requestRate struct {
-	mu    sync.Mutex             // guards the buckets
-	sec   [rateWindow + 1]int64  // the Unix second each bucket counts
-	count [rateWindow + 1]uint64 // the requests in that second
+	sec   [rateWindow + 1]atomic.Int64  // the Unix second each bucket counts
+	count [rateWindow + 1]atomic.Uint64 // the requests in that second
 }
 
 // add counts one request at now.
 func (r *requestRate) add(now time.Time) {
 	s := now.Unix()
 	i := s % int64(len(r.sec))
-	r.mu.Lock()
-	if r.sec[i] != s {
-		r.sec[i], r.count[i] = s, 0
+	if old := r.sec[i].Load(); old != s && r.sec[i].CompareAndSwap(old, s) {
+		r.count[i].Store(0) // the first request of a new second reuses the bucket
 	}
-	r.count[i]++
-	r.mu.Unlock()
+	r.count[i].Add(1)
 }
 
 // perSecond returns the mean requests per second over the rateWindow whole
@@ -34,12 +33,10 @@ func (r *requestRate) add(now time.Time) {
 func (r *requestRate) perSecond(now time.Time) float64 {
 	s := now.Unix()
 	var n uint64
-	r.mu.Lock()
-	for i, sec := range r.sec {
-		if sec < s && sec >= s-rateWindow {
-			n += r.count[i]
+	for i := range r.sec {
+		if sec := r.sec[i].Load(); sec < s && sec >= s-rateWindow {
+			n += r.count[i].Load()
 		}
 	}
-	r.mu.Unlock()
 	return float64(n) / rateWindow
 }

@@ -331,7 +331,7 @@ func (n *Node) peerLeft(ctx context.Context, a leaveArgs) {
 	}
 	if i >= 0 {
 		for _, x := range a.Successors[:min(len(a.Successors), n.cfg.SuccessorListLen)] {
-			if x.ID.InOpen(left, n.self.ID) && !slices.ContainsFunc(known, func(y NodeInfo) bool { return y.ID == x.ID }) {
+			if x.ID.InOpen(left, n.self.ID) && !hasNode(known, x.ID) {
 				handed = append(handed, x)
 			}
 		}

@@ -154,17 +154,14 @@ func (n *Node) checkList(ctx context.Context, list []NodeInfo) []NodeInfo {
 	n.mu.Lock()
 	known := slices.Clone(n.succs)
 	n.mu.Unlock()
-	has := func(l []NodeInfo, x NodeInfo) bool {
-		return slices.ContainsFunc(l, func(y NodeInfo) bool { return y.ID == x.ID })
-	}
 	var fresh, left []NodeInfo
 	for _, x := range list[1:] {
-		if !has(known, x) {
+		if !hasNode(known, x.ID) {
 			fresh = append(fresh, x)
 		}
 	}
 	for _, x := range known {
-		if x.ID != n.self.ID && x.ID.InOpen(s.ID, n.self.ID) && !has(list, x) {
+		if x.ID != n.self.ID && x.ID.InOpen(s.ID, n.self.ID) && !hasNode(list, x.ID) {
 			left = append(left, x)
 		}
 	}
@@ -173,10 +170,10 @@ func (n *Node) checkList(ctx context.Context, list []NodeInfo) []NodeInfo {
 	}
 	_, ok := n.answering(ctx, nil, append(fresh, left...))
 	out := slices.DeleteFunc(slices.Clone(list), func(x NodeInfo) bool {
-		return x.ID != s.ID && has(fresh, x) && !has(ok, x)
+		return x.ID != s.ID && hasNode(fresh, x.ID) && !hasNode(ok, x.ID)
 	})
 	for _, x := range left {
-		if has(ok, x) {
+		if hasNode(ok, x.ID) {
 			out = append(out, x)
 		}
 	}

@@ -173,6 +173,11 @@ func (n *Node) Fingers() []NodeInfo {
 	return slices.Clone(n.fingers[:])
 }
 
+// hasNode reports whether l holds a node with id.
+func hasNode(l []NodeInfo, id ID) bool {
+	return slices.ContainsFunc(l, func(x NodeInfo) bool { return x.ID == id })
+}
+
 // DistinctFingers returns the known nodes of the finger table, each once, in
 // finger order: a few entries where Fingers copies all of them.
 func (n *Node) DistinctFingers() []NodeInfo {
@@ -388,7 +393,7 @@ func (n *Node) ringOrder(nodes []NodeInfo) ([]NodeInfo, int) {
 		if len(out) == n.cfg.SuccessorListLen {
 			break
 		}
-		if x.Addr == "" || x.ID.IsZero() || x.ID == n.self.ID || slices.ContainsFunc(out, func(y NodeInfo) bool { return y.ID == x.ID }) {
+		if x.Addr == "" || x.ID.IsZero() || x.ID == n.self.ID || hasNode(out, x.ID) {
 			continue
 		}
 		if !x.ID.InOpen(prev, n.self.ID) {
@@ -696,7 +701,7 @@ func (n *Node) distinctFingersLocked() []NodeInfo {
 		if len(out) > 0 && out[len(out)-1].ID == f.ID {
 			continue
 		}
-		if !slices.ContainsFunc(out, func(x NodeInfo) bool { return x.ID == f.ID }) {
+		if !hasNode(out, f.ID) {
 			out = append(out, f)
 		}
 	}

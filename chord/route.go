@@ -158,7 +158,7 @@ func routeOn(err error) bool {
 
 func appendKnown(known []NodeInfo, xs ...NodeInfo) []NodeInfo {
 	for _, x := range xs {
-		if len(known) < maxKnown && x.Addr != "" && !slices.ContainsFunc(known, func(y NodeInfo) bool { return y.ID == x.ID }) {
+		if len(known) < maxKnown && x.Addr != "" && !hasNode(known, x.ID) {
 			known = append(known, x)
 		}
 	}
@@ -252,7 +252,7 @@ func (n *Node) wantsNeighbours(to NodeInfo) bool {
 }
 
 func (n *Node) wantsNeighboursLocked(to NodeInfo) bool {
-	if to.ID == n.self.ID || slices.ContainsFunc(n.succs, func(x NodeInfo) bool { return x.ID == to.ID }) {
+	if to.ID == n.self.ID || hasNode(n.succs, to.ID) {
 		return false
 	}
 	return !n.owners.knowsRun(to.ID, n.cfg.SuccessorListLen-1)

@@ -78,18 +78,16 @@ func (s *Service) ringView() *ringView {
 }
 
 // mayHoldFrom reports whether from may hand this node a copy of the record at
-// pos with replication r, as this node sees the ring (view, read once per
-// call): always when this node owns pos (the old owner handing over, a node
-// placing a stray copy or delivering a hint: what a dht.put could do
-// anyway); otherwise only when from lies on the arc from pos to this node (it
-// can be the owner, or a holder passing its copy on as it leaves) and this
-// node knows of fewer than r-1 nodes between from and itself, so that it can
-// be in from's window. Its immediate predecessor may always hand it copies:
-// it is the node whose arc and windows this node takes over when it leaves.
-func (s *Service) mayHoldFrom(view *ringView, from, pos chord.ID, r int) bool {
-	if s.node.Owns(pos) {
-		return true
-	}
+// pos with replication r, a position this node does not own (a copy of one
+// it owns is taken from anyone: the old owner handing over, a node placing a
+// stray copy or delivering a hint, what a dht.put could do anyway), as this
+// node sees the ring (view, read once per dht.store call): only when from lies on the
+// arc from pos to this node (it can be the owner, or a holder passing its
+// copy on as it leaves) and this node knows of fewer than r-1 nodes between
+// from and itself, so that it can be in from's window. Its immediate
+// predecessor may always hand it copies: it is the node whose arc and
+// windows this node takes over when it leaves.
+func (view *ringView) mayHoldFrom(from, pos chord.ID, r int) bool {
 	if from != pos && !from.InOpen(pos, view.self) {
 		return false
 	}

@@ -49,10 +49,11 @@ func (s *Service) handlePut(ctx context.Context, _ chord.ID, a putArgs) (any, er
 	// through it: its caller's time is counted from the gap's start, so
 	// that one the caller has given up on (and sent elsewhere meanwhile)
 	// is not versioned now, above the writes that followed it.
-	if t := time.Now(); s.fresh.arrival(t).Before(t) {
-		if dl, ok := ctx.Deadline(); ok {
+	if dl, ok := ctx.Deadline(); ok {
+		t := time.Now()
+		if waited := t.Sub(s.fresh.arrival(t)); waited > 0 {
 			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, dl.Add(-t.Sub(s.fresh.arrival(t))))
+			ctx, cancel = context.WithDeadline(ctx, dl.Add(-waited))
 			defer cancel()
 			if ctx.Err() != nil {
 				s.metrics.refused.WithLabelValues("late_put").Inc()
@@ -133,12 +134,14 @@ func (s *Service) handleStore(ctx context.Context, from chord.ID, a storeArgs) (
 		pos := chord.KeyPosition([32]byte(w.Key))
 		owns := s.node.Owns(pos)
 		rec, live, err := s.admit(w, owns, now)
-		if err == nil && !owns && view == nil {
-			view = s.ringView()
-		}
-		if err == nil && !owns && !s.mayHoldFrom(view, from, pos, int(rec.Replication)) {
-			s.metrics.refused.WithLabelValues("window").Inc()
-			err = errOutOfWindow
+		if err == nil && !owns {
+			if view == nil {
+				view = s.ringView()
+			}
+			if !view.mayHoldFrom(from, pos, int(rec.Replication)) {
+				s.metrics.refused.WithLabelValues("window").Inc()
+				err = errOutOfWindow
+			}
 		}
 		switch {
 		case errors.Is(err, errTooFarAhead), errors.Is(err, errOutOfWindow):
