@@ -86,20 +86,27 @@ func (s *Service) ringView() *ringView {
 // copy on as it leaves) and this node knows of fewer than r-1 nodes between
 // from and itself, so that it can be in from's window. Its immediate
 // predecessor may always hand it copies: it is the node whose arc and
-// windows this node takes over when it leaves.
-func (view *ringView) mayHoldFrom(from, pos chord.ID, r int) bool {
+// windows this node takes over when it leaves. Of the nodes between, those
+// the sender names as skipped (its suspects, see suspect.go) are not
+// counted, up to r-1 of them: a sender's window reaches at most twice as far.
+func (view *ringView) mayHoldFrom(from, pos chord.ID, r int, skipped []chord.ID) bool {
 	if from != pos && !from.InOpen(pos, view.self) {
 		return false
 	}
 	if view.hasPred && from == view.pred {
 		return true
 	}
-	between := 0
+	between, skips := 0, 0
 	for _, id := range view.known {
-		if id != from && id.InOpen(from, view.self) {
-			if between++; between > max(r-2, 0) {
-				return false
-			}
+		if id == from || !id.InOpen(from, view.self) {
+			continue
+		}
+		if skips < r-1 && slices.Contains(skipped, id) {
+			skips++
+			continue
+		}
+		if between++; between > max(r-2, 0) {
+			return false
 		}
 	}
 	return true

@@ -38,6 +38,9 @@ type ring struct {
 	// member starts. By default periodic maintenance runs hourly: tests
 	// that do not run the members' loops call Maintain themselves.
 	tune func(*Config)
+	// lying is set by tests with a member that lies: honest members may
+	// then suspect it.
+	lying bool
 }
 
 func newRing(t testing.TB, n int) *ring {
@@ -70,6 +73,18 @@ func newRingOn(t testing.TB, n int, netCfg chordtest.Config, tune func(*Config))
 		r.add(i > 0)
 	}
 	r.waitStable()
+	// Without a liar nobody loses what it acknowledged: a suspicion among
+	// honest members is a false one.
+	t.Cleanup(func() {
+		if r.lying {
+			return
+		}
+		for _, m := range r.members {
+			if sus := m.svc.suspects.current(); len(sus) > 0 {
+				t.Errorf("%v suspects %v on a ring without a liar", m.info, sus)
+			}
+		}
+	})
 	return r
 }
 

@@ -138,7 +138,7 @@ func (s *Service) handleStore(ctx context.Context, from chord.ID, a storeArgs) (
 			if view == nil {
 				view = s.ringView()
 			}
-			if !view.mayHoldFrom(from, pos, int(rec.Replication)) {
+			if !view.mayHoldFrom(from, pos, int(rec.Replication), a.Skipped) {
 				s.metrics.refused.WithLabelValues("window").Inc()
 				err = errOutOfWindow
 			}
@@ -195,7 +195,7 @@ func (s *Service) handleDigest(_ context.Context, _ chord.ID, a digestArgs) (any
 	if err != nil {
 		return nil, err
 	}
-	return digestReply{Buckets: d.level(int(a.MinReplication))}, nil
+	return digestReply{Buckets: d.level(int(a.MinReplication)), Skipped: s.suspects.current()}, nil
 }
 
 func (s *Service) handleVersions(_ context.Context, _ chord.ID, a versionsArgs) (any, error) {

@@ -73,6 +73,7 @@ func TestLyingOwnerCannotMakeNodesDropCopies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRing(t, 5)
+			r.lying = true
 			r.freeze()
 			ms := r.sorted()
 			owner := ms[0]  // the liar
@@ -111,11 +112,22 @@ func TestLyingOwnerCannotMakeNodesDropCopies(t *testing.T) {
 			if tc.holder {
 				return // a holder keeps its copies anyway once the lie ends
 			}
+			// The owner took the handover and lost it, round after round.
+			if !honest.svc.suspects.is(owner.info.ID) {
+				t.Fatalf("the owner swallowed the handover 3 times and is not a suspect")
+			}
 			// Without the lie, the owner takes the records and confirms,
-			// and the copies outside its window go.
+			// and the copies outside its window go: the first round finds
+			// it still without what it swallowed and hands it over, the
+			// next finds it holding everything and clears it.
 			honest.svc.tr = l.Transport
-			if err := honest.svc.Maintain(ctx); err != nil {
-				t.Fatal(err)
+			for range 2 {
+				if err := honest.svc.Maintain(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if honest.svc.suspects.is(owner.info.ID) {
+				t.Errorf("the owner holds what it took and is still a suspect")
 			}
 			for _, k := range keys {
 				if _, err := honest.db.Get(k); !errors.Is(err, store.ErrNotFound) {
@@ -198,9 +210,10 @@ func (h hostileMember) lie(ctx context.Context, tr chord.Transport, to chord.Nod
 // round, while honest nodes take PUTs and run their maintenance (every
 // 50 ms). After many rounds: every acknowledged PUT reads back through every
 // honest node; every honest node in a record's window (the true ring's
-// owner and its successors) holds the newest copy, so a record is on its
-// replication count of honest nodes, less the liar's own place when the
-// liar is in its window; and no honest store holds a record that outlives
+// owner and its successors) holds the newest copy, and so many honest
+// nodes hold it as its replication count, also when the liar is in its
+// window (the holders find that the liar loses what it acknowledges and
+// extend their windows past it); and no honest store holds a record that outlives
 // the maximum TTL, has a replication above the maximum or a version ahead
 // of the clock bound.
 func TestHostileMemberManyRounds(t *testing.T) {
@@ -212,6 +225,7 @@ func TestHostileMemberManyRounds(t *testing.T) {
 		maintEv = 50 * time.Millisecond
 	)
 	r := newRingMaintained(t, n, maintEv)
+	r.lying = true
 	ms := r.sorted()
 	bad := ms[4]
 	var order []string
@@ -291,6 +305,15 @@ func TestHostileMemberManyRounds(t *testing.T) {
 				if err != nil || !bytes.Equal(got.Value, value(i, gens)) {
 					return fmt.Sprintf("key-%d: honest window member %v holds %q, %v; want %q", i, m.info, got.Value, err, value(i, gens))
 				}
+			}
+			held := 0
+			for _, m := range honest {
+				if got, err := m.db.Get(key(i)); err == nil && bytes.Equal(got.Value, value(i, gens)) {
+					held++
+				}
+			}
+			if held < repl {
+				return fmt.Sprintf("key-%d: the newest copy is on %d honest nodes; want %d", i, held, repl)
 			}
 		}
 		return ""

@@ -226,7 +226,7 @@ func (s *Service) sendPages(ctx context.Context, peer chord.NodeInfo, recs []sto
 		}
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 		var reply storeReply
-		err := s.tr.Call(cctx, peer, methodStore, storeArgs{Records: page}, &reply)
+		err := s.tr.Call(cctx, peer, methodStore, storeArgs{Records: page, Skipped: s.suspects.current()}, &reply)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("store %d records at %v: %w", len(page), peer, err)
@@ -449,6 +449,10 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 			return fmt.Errorf("place: %w", err)
 		}
 	}
+	s.suspects.compared(owner.ID, from, to, diff, theirs, s.holdsAtLeast)
+	// The owner's window skips the holders it suspects (but this node never
+	// counts itself out on that word).
+	succs = without(succs, remote.Skipped, self)
 	var send []store.Record
 	var keep, drop [][32]byte
 	// The version of each record to let go that the owner is known to
@@ -480,8 +484,19 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 		if err := s.push(ctx, owner, send); err != nil {
 			return fmt.Errorf("place: hand over to owner: %w", err)
 		}
+		s.suspects.acked(owner.ID, send)
 		s.metrics.handoff.Add(float64(len(send)))
 		s.log.Debug("handed records to their owner", "owner", owner.Addr, "records", len(send))
+	}
+	if s.suspects.is(owner.ID) {
+		// An owner that loses what it takes: nothing is let go on its word,
+		// and its successor stands in for it, keeping the group's records
+		// on its own window.
+		s.metrics.refused.WithLabelValues("suspect").Inc()
+		if p, ok := s.node.Predecessor(); ok && p.ID == owner.ID {
+			return s.standIn(ctx, self, from, to, mine)
+		}
+		return nil
 	}
 	// Nothing is let go on the word of a node that this node's own view
 	// does not make the owner, nor on a successor list that leaves out
@@ -521,6 +536,19 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 	}
 	s.metrics.dropped.Add(float64(dropped))
 	return nil
+}
+
+// standIn keeps the records of (from, to], which a suspect owner would
+// hold, on this node's own window as if this node owned them (mine is this
+// node's digest of them).
+func (s *Service) standIn(ctx context.Context, self, from, to chord.ID, mine digestSet) error {
+	var errs []error
+	for i, h := range s.windowOf(self, s.node.Successors(), s.cfg.MaxReplication) {
+		if err := s.syncHolder(ctx, from, to, h, i+2, mine, false); err != nil {
+			errs = append(errs, fmt.Errorf("standing in for a suspect owner, with %v: %w", h, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // implausibleOwner says why owner, as a lookup named it for the records from
@@ -615,47 +643,67 @@ func (s *Service) successorsOf(ctx context.Context, n chord.NodeInfo) ([]chord.N
 }
 
 // antiEntropy compares this node's arc with each replica holder, bucket by
-// bucket, and moves only the records that differ, in both directions.
+// bucket, and moves only the records that differ, in both directions. The
+// holders are those of this node's window, which skips suspects (see
+// suspect.go); a suspect that would be in it without that is still
+// compared, and probed with a few copies, so that it is cleared once it
+// holds what it takes.
 func (s *Service) antiEntropy(ctx context.Context, self chord.NodeInfo, pred chord.ID) error {
 	mine, err := s.digest(pred, self.ID)
 	if err != nil {
 		return fmt.Errorf("anti-entropy: %w", err)
 	}
+	succs := s.node.Successors()
 	var errs []error
-	for i, h := range holders(self.ID, s.node.Successors(), s.cfg.MaxReplication) {
-		if err := s.syncHolder(ctx, self, pred, h, i+2, mine); err != nil {
+	for i, h := range s.windowOf(self.ID, succs, s.cfg.MaxReplication) {
+		if err := s.syncHolder(ctx, pred, self.ID, h, i+2, mine, false); err != nil {
 			errs = append(errs, fmt.Errorf("anti-entropy with %v: %w", h, err))
+		}
+	}
+	for i, h := range holders(self.ID, succs, s.cfg.MaxReplication) {
+		if s.suspects.is(h.ID) {
+			if err := s.syncHolder(ctx, pred, self.ID, h, i+2, mine, true); err != nil {
+				errs = append(errs, fmt.Errorf("anti-entropy with suspect %v: %w", h, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (s *Service) syncHolder(ctx context.Context, self chord.NodeInfo, pred chord.ID, h chord.NodeInfo, minRepl int, mine digestSet) error {
+// maxProbe is the number of copies a round sends a suspect.
+const maxProbe = 16
+
+// syncHolder brings holder h up to date with the records of (from, to]
+// whose replication is at least minRepl (mine is this node's digest of
+// them), in both directions; a probe sends at most maxProbe copies.
+func (s *Service) syncHolder(ctx context.Context, from, to chord.ID, h chord.NodeInfo, minRepl int, mine digestSet, probe bool) error {
 	var theirs digestReply
 	cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
-	err := s.tr.Call(cctx, h, methodDigest, digestArgs{From: pred, To: self.ID, MinReplication: uint8(minRepl)}, &theirs)
+	err := s.tr.Call(cctx, h, methodDigest, digestArgs{From: from, To: to, MinReplication: uint8(minRepl)}, &theirs)
 	cancel()
 	if err != nil {
 		return err
 	}
 	diff := mismatched(mine.level(minRepl), theirs.Buckets)
 	if len(diff) == 0 {
+		s.suspects.compared(h.ID, from, to, nil, nil, s.holdsAtLeast)
 		return nil
 	}
-	va := versionsArgs{From: pred, To: self.ID, MinReplication: uint8(minRepl), Buckets: diff, Limit: maxPageRecords}
+	va := versionsArgs{From: from, To: to, MinReplication: uint8(minRepl), Buckets: diff, Limit: maxPageRecords}
 	remote, err := s.remoteVersions(ctx, h, va)
 	if err != nil {
 		return err
 	}
+	s.suspects.compared(h.ID, from, to, diff, remote, s.holdsAtLeast)
 	var send []store.Record
-	err = s.scanAll(ctx, pred, self.ID, func(r store.Record) error {
+	err = s.scanAll(ctx, from, to, func(r store.Record) error {
 		pos := chord.KeyPosition(r.Key)
 		if int(r.Replication) < minRepl || !slices.Contains(diff, int(pos[0])) {
 			return nil
 		}
 		k := chord.ID(r.Key)
 		v, ok := remote[k]
-		if !ok || v.Compare(r.Version) < 0 {
+		if (!ok || v.Compare(r.Version) < 0) && (!probe || len(send) < maxProbe) {
 			send = append(send, r)
 		}
 		if ok && v.Compare(r.Version) <= 0 {
@@ -678,8 +726,11 @@ func (s *Service) syncHolder(ctx context.Context, self chord.NodeInfo, pred chor
 		if err := s.push(ctx, h, send); err != nil {
 			return err
 		}
-		for _, r := range send {
-			s.pending.stored(r.Key, r.Version, h.ID) // may complete a write quorum
+		s.suspects.acked(h.ID, send)
+		if !probe {
+			for _, r := range send {
+				s.pending.stored(r.Key, r.Version, h.ID) // may complete a write quorum
+			}
 		}
 		s.metrics.repair.WithLabelValues("pushed").Add(float64(len(send)))
 	}
@@ -690,8 +741,15 @@ func (s *Service) syncHolder(ctx context.Context, self chord.NodeInfo, pred chor
 			return err
 		}
 	}
-	s.log.Debug("anti-entropy", "peer", h.Addr, "level", minRepl, "buckets", len(diff), "pushed", len(send), "wanted", len(want))
+	s.log.Debug("anti-entropy", "peer", h.Addr, "level", minRepl, "buckets", len(diff), "pushed", len(send), "wanted", len(want), "probe", probe)
 	return nil
+}
+
+// holdsAtLeast reports whether this node holds a live copy of key at
+// version v or newer.
+func (s *Service) holdsAtLeast(key [32]byte, v store.Version) bool {
+	r, err := s.raw.Get(key)
+	return err == nil && r.Version.Compare(v) >= 0
 }
 
 // HandOff gives the successor every record it lacks before this node

@@ -78,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durachord_dht_refused_records_total",
-			Help: "Records from other nodes refused, and rounds that kept copies an owner asked them to let go, by reason (version_ahead: a version further ahead of this node's clock than allowed; window: a copy pushed by a node whose replication window, as this node sees the ring, does not include it; placement: an owner or successor list this node's view contradicts; unconfirmed: the owner did not confirm it holds the records; late_put: a dht.put read just after this node ran again from a gap, whose caller's time was up).",
+			Help: "Records from other nodes refused, and rounds that kept copies an owner asked them to let go, by reason (version_ahead: a version further ahead of this node's clock than allowed; window: a copy pushed by a node whose replication window, as this node sees the ring, does not include it; placement: an owner or successor list this node's view contradicts; unconfirmed: the owner did not confirm it holds the records; late_put: a dht.put read just after this node ran again from a gap, whose caller's time was up; suspect: rounds that kept copies because their owner lacks copies it acknowledged).",
 		}, []string{"reason"}),
 		quorum: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "durachord_dht_put_quorum_total",
@@ -129,7 +129,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // backlogs are the gauges of the work waiting: replica pushes queued or in
 // flight, and keys holders missed on a put queued for immediate repair.
-func (m *metrics) backlogs(pushes *pushQueues, repairs *repairQueue) []prometheus.Collector {
+func (m *metrics) backlogs(pushes *pushQueues, repairs *repairQueue, sus *suspects) []prometheus.Collector {
 	return []prometheus.Collector{
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "durachord_dht_push_backlog",
@@ -139,5 +139,9 @@ func (m *metrics) backlogs(pushes *pushQueues, repairs *repairQueue) []prometheu
 			Name: "durachord_dht_repair_backlog_keys",
 			Help: "Keys that a holder missed on a PUT, queued for immediate repair and not yet repaired or given up.",
 		}, func() float64 { return float64(repairs.backlog()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "durachord_dht_suspect_holders",
+			Help: "Peers this node's placement skips because they were found lacking copies they had acknowledged.",
+		}, func() float64 { return float64(len(sus.current())) }),
 	}
 }

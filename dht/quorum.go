@@ -491,7 +491,7 @@ func (s *Service) sendBatch(h chord.NodeInfo, recs []store.Record) ([]chord.ID, 
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
 	defer cancel()
 	var reply storeReply
-	if err := s.tr.Call(ctx, h, methodStore, storeArgs{Records: page}, &reply); err != nil {
+	if err := s.tr.Call(ctx, h, methodStore, storeArgs{Records: page, Skipped: s.suspects.current()}, &reply); err != nil {
 		return nil, err
 	}
 	return reply.Refused, nil
@@ -707,7 +707,7 @@ func (s *Service) storedVersion(key [32]byte) (store.Version, bool) {
 func (s *Service) repairHolder(ctx context.Context, b debtBatch) {
 	self := s.node.Self().ID
 	succs := s.node.Successors()
-	if !containsNode(holders(self, succs, s.cfg.MaxReplication), b.peer.ID) {
+	if !containsNode(s.windowOf(self, succs, s.cfg.MaxReplication), b.peer.ID) {
 		n := s.repairs.forget(b.peer.ID)
 		s.metrics.immediate.WithLabelValues("left_window").Add(float64(n))
 		return
@@ -718,7 +718,7 @@ func (s *Service) repairHolder(ctx context.Context, b debtBatch) {
 		if err != nil {
 			continue // gone or expired: nothing to repair
 		}
-		if !s.node.Owns(chord.KeyPosition(k)) || !containsNode(holders(self, succs, int(r.Replication)), b.peer.ID) {
+		if !s.node.Owns(chord.KeyPosition(k)) || !containsNode(s.windowOf(self, succs, int(r.Replication)), b.peer.ID) {
 			continue // placement and anti-entropy decide about it now
 		}
 		recs = append(recs, r)

@@ -100,6 +100,8 @@ type Service struct {
 	fresh *freshness
 	// recent remembers the PUTs this node acknowledged a moment ago.
 	recent *recentPuts
+	// suspects are the holders found lacking copies they acknowledged.
+	suspects *suspects
 }
 
 // New returns a Service over node, tr and db and registers its calls on node.
@@ -142,6 +144,7 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 		fresh:      newFreshness(cfg.StartInSync),
 		recent:     newRecentPuts(),
 	}
+	s.suspects = newSuspects(s.suspectChanged)
 	if h, ok := db.(Hints); ok {
 		s.hints = h
 		if cfg.Metrics != nil {
@@ -155,7 +158,7 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 		}
 	}
 	if cfg.Metrics != nil {
-		for _, c := range s.metrics.backlogs(s.pushQueues, s.repairs) {
+		for _, c := range s.metrics.backlogs(s.pushQueues, s.repairs, s.suspects) {
 			if err := cfg.Metrics.Register(c); err != nil {
 				return nil, err
 			}
@@ -397,7 +400,7 @@ func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, e
 		return store.Version{}, fmt.Errorf("dht: read previous version: %w", err)
 	}
 	self := s.node.Self().ID
-	hs := holders(self, s.node.Successors(), int(a.Replication))
+	hs := s.windowOf(self, s.node.Successors(), int(a.Replication))
 	need := min(s.cfg.WriteQuorum, int(a.Replication), len(hs)+1)
 	above := s.newestVersion(ctx, key, cur.Version)
 	if err := ctx.Err(); err != nil {

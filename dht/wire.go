@@ -117,6 +117,9 @@ type referralReply struct {
 
 type storeArgs struct {
 	Records []wireRecord `json:"records"`
+	// Skipped are the sender's suspects (suspect.go): nodes its windows
+	// skip, so that the receiver does not count them between the two.
+	Skipped []chord.ID `json:"skipped,omitempty"`
 }
 
 // storeReply says how many records were stored (a copy older than the one
@@ -154,6 +157,8 @@ type bucketDigest struct {
 
 type digestReply struct {
 	Buckets []bucketDigest `json:"buckets"`
+	// Skipped are the answering node's suspects, which its windows skip.
+	Skipped []chord.ID `json:"skipped,omitempty"`
 }
 
 type versionsArgs struct {

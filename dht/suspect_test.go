@@ -1,0 +1,149 @@
+package dht
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/store"
+)
+
+// TestSuspectsStrikesAndClearing: a peer becomes a suspect only after two
+// comparisons in a row find copies it acknowledged missing; copies that
+// expired or were never acknowledged prove nothing; a digest that agrees or
+// a version list that shows the copies clears it.
+func TestSuspectsStrikesAndClearing(t *testing.T) {
+	peer := chord.ID{0x42}
+	all := func() (chord.ID, chord.ID) { return chord.ID{}, chord.ID{} } // (x, x] is the whole circle
+	var events []bool
+	s := newSuspects(func(p chord.ID, now bool) {
+		if p != peer {
+			t.Errorf("change reported for %v", p.Short())
+		}
+		events = append(events, now)
+	})
+	recs := []store.Record{{Key: key(1), Version: store.Version{Clock: 10, Node: 1}}, {Key: key(2), Version: store.Version{Clock: 20, Node: 1}}}
+	buckets := func() []int {
+		var b []int
+		for _, r := range recs {
+			b = append(b, int(chord.KeyPosition(r.Key)[0]))
+		}
+		return b
+	}
+	live := func([32]byte, store.Version) bool { return true }
+	gone := func([32]byte, store.Version) bool { return false }
+	from, to := all()
+
+	// Not acknowledged: nothing to hold against the peer.
+	s.compared(peer, from, to, buckets(), nil, live)
+	if s.is(peer) {
+		t.Fatal("suspect without an acknowledged copy")
+	}
+	// Acknowledged, then gone here too (expired, replaced): no strike.
+	s.acked(peer, recs)
+	s.compared(peer, from, to, buckets(), nil, gone)
+	s.acked(peer, recs)
+	s.compared(peer, from, to, buckets(), nil, gone)
+	if s.is(peer) {
+		t.Fatal("suspect for copies this node no longer holds either")
+	}
+	// Lost once: one strike, no suspect yet.
+	s.acked(peer, recs)
+	s.compared(peer, from, to, buckets(), map[chord.ID]store.Version{}, live)
+	if s.is(peer) {
+		t.Fatal("suspect after one comparison")
+	}
+	// A comparison of another arc leaves the strikes alone.
+	s.acked(peer, recs)
+	other := chord.KeyPosition(key(1))
+	s.compared(peer, other, other.AddPow2(0), buckets(), nil, live)
+	if s.is(peer) {
+		t.Fatal("suspect after a comparison of an arc without its copies")
+	}
+	// Lost twice in a row: a suspect.
+	s.compared(peer, from, to, buckets(), map[chord.ID]store.Version{}, live)
+	if !s.is(peer) || !slices.Equal(s.current(), []chord.ID{peer}) {
+		t.Fatalf("not a suspect after losing acknowledged copies twice: %v", s.current())
+	}
+	// It holds the next ones (one at a newer version): cleared.
+	s.acked(peer, recs)
+	s.compared(peer, from, to, buckets(), map[chord.ID]store.Version{
+		chord.ID(key(1)): recs[0].Version,
+		chord.ID(key(2)): {Clock: 30, Node: 2},
+	}, live)
+	if s.is(peer) {
+		t.Fatal("still a suspect after holding every copy")
+	}
+	// Suspect again, then a digest that agrees clears it.
+	for range 2 {
+		s.acked(peer, recs)
+		s.compared(peer, from, to, buckets(), nil, live)
+	}
+	if !s.is(peer) {
+		t.Fatal("not a suspect again")
+	}
+	s.acked(peer, recs)
+	s.compared(peer, from, to, nil, nil, live)
+	if s.is(peer) || len(s.peers) != 0 {
+		t.Fatalf("digests agree and the peer is still tracked: %v", s.peers)
+	}
+	if want := []bool{true, false, true, false}; !slices.Equal(events, want) {
+		t.Errorf("changes %v; want %v", events, want)
+	}
+}
+
+// TestSuspectsBounded: what a node remembers is bounded per peer and in
+// peers.
+func TestSuspectsBounded(t *testing.T) {
+	s := newSuspects(nil)
+	for p := range maxTrackedPeers + 10 {
+		var recs []store.Record
+		for i := range maxTrackedAcks + 10 {
+			recs = append(recs, store.Record{Key: key(p*1000 + i), Version: store.Version{Clock: 1}})
+		}
+		s.acked(chord.ID{byte(p), 1}, recs)
+	}
+	if len(s.peers) != maxTrackedPeers {
+		t.Errorf("%d peers tracked; at most %d", len(s.peers), maxTrackedPeers)
+	}
+	// The peers acked longest ago went first.
+	for p := range 10 {
+		if _, ok := s.peers[chord.ID{byte(p), 1}]; ok {
+			t.Errorf("peer %d, among the first acked, is still tracked", p)
+		}
+	}
+	if _, ok := s.peers[chord.ID{byte(maxTrackedPeers + 9), 1}]; !ok {
+		t.Errorf("the last peer acked is not tracked")
+	}
+	for id, p := range s.peers {
+		if len(p.acked) != maxTrackedAcks {
+			t.Errorf("%v: %d copies tracked; at most %d", id.Short(), len(p.acked), maxTrackedAcks)
+		}
+	}
+}
+
+// TestMayHoldFromSkipped: the nodes a sender names as skipped are not
+// counted between it and the receiver, up to replication-1 of them.
+func TestMayHoldFromSkipped(t *testing.T) {
+	id := func(b byte) chord.ID { return chord.ID{b} }
+	// The receiver at 0x50; the sender at 0x10 owns the key at 0x08; 0x20,
+	// 0x30 and 0x40 lie between.
+	view := &ringView{self: id(0x50), pred: id(0x40), hasPred: true, known: []chord.ID{id(0x40), id(0x10), id(0x20), id(0x30), id(0x60)}}
+	pos, from := id(0x08), id(0x10)
+	for _, c := range []struct {
+		r       int
+		skipped []chord.ID
+		ok      bool
+	}{
+		{5, nil, true},                   // three between, within a window of 5
+		{4, nil, false},                  // three between, a window of 4
+		{4, []chord.ID{id(0x20)}, true},  // one of them skipped
+		{4, []chord.ID{id(0x60)}, false}, // a node not between does not count
+		{2, []chord.ID{id(0x20), id(0x30), id(0x40)}, false},
+		{3, []chord.ID{id(0x20), id(0x30), id(0x40)}, true}, // only r-1 = 2 of them count
+	} {
+		if got := view.mayHoldFrom(from, pos, c.r, c.skipped); got != c.ok {
+			t.Errorf("replication %d, skipped %v: %v; want %v", c.r, c.skipped, got, c.ok)
+		}
+	}
+}
