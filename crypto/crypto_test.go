@@ -681,3 +681,41 @@ func TestIdentityReload(t *testing.T) {
 		t.Errorf("a peer of the new CA after loading the bundle: server handshake = %v", serr)
 	}
 }
+
+// TestPositionIDs: position 0 is the node ID, the candidates are distinct
+// and fixed by the key, and PositionIndex finds each and nothing else.
+func TestPositionIDs(t *testing.T) {
+	ca := cryptotest.NewCA(t)
+	a, b := cryptotest.NewIdentity(t, ca, "127.0.0.1:1"), cryptotest.NewIdentity(t, ca, "127.0.0.1:2")
+	if got := crypto.PositionID(a.Leaf, 0); got != a.ID {
+		t.Fatalf("PositionID(0) = %v; want the node ID %v", got, a.ID)
+	}
+	seen := make(map[chord.ID]bool)
+	for i := range crypto.PositionCandidates {
+		id := crypto.PositionID(a.Leaf, i)
+		if seen[id] {
+			t.Fatalf("position %d repeats an earlier one", i)
+		}
+		seen[id] = true
+		if j, ok := crypto.PositionIndex(a.Leaf, id); !ok || j != i {
+			t.Errorf("PositionIndex(PositionID(%d)) = %d, %v", i, j, ok)
+		}
+		if _, ok := crypto.PositionIndex(b.Leaf, id); ok {
+			t.Errorf("another key produces position %d", i)
+		}
+	}
+	want := sha256.Sum256(append(slices.Clone(a.Leaf.RawSubjectPublicKeyInfo), 0, 0, 0, 5))
+	if got := crypto.PositionID(a.Leaf, 5); got != chord.ID(want) {
+		t.Errorf("PositionID(5) = %v; want SHA-256(SPKI || 00000005) = %x", got, want)
+	}
+	for _, bad := range []int{-1, crypto.PositionCandidates} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("PositionID(%d) did not panic", bad)
+				}
+			}()
+			crypto.PositionID(a.Leaf, bad)
+		}()
+	}
+}

@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -12,9 +13,41 @@ import (
 )
 
 // NodeID returns the ring identifier a certificate proves: the SHA-256 of its
-// DER SubjectPublicKeyInfo.
+// DER SubjectPublicKeyInfo. It is the node's position 0.
 func NodeID(cert *x509.Certificate) chord.ID {
 	return chord.ID(sha256.Sum256(cert.RawSubjectPublicKeyInfo))
+}
+
+// PositionCandidates is the number of ring positions a certificate proves
+// (docs/vnodes.md): a node may stand at any of them, and a peer refuses a
+// position outside them.
+const PositionCandidates = 256
+
+// PositionID returns candidate position i of a certificate: NodeID for 0,
+// else the SHA-256 of the DER SubjectPublicKeyInfo followed by i as 4 bytes
+// big-endian. It panics for i outside [0, PositionCandidates).
+func PositionID(cert *x509.Certificate, i int) chord.ID {
+	if i < 0 || i >= PositionCandidates {
+		panic(fmt.Sprintf("crypto: position %d outside [0, %d)", i, PositionCandidates))
+	}
+	if i == 0 {
+		return NodeID(cert)
+	}
+	h := sha256.New()
+	h.Write(cert.RawSubjectPublicKeyInfo)
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(i)))
+	return chord.ID(h.Sum(nil))
+}
+
+// PositionIndex returns the index of the candidate position id of cert, or
+// false if the certificate does not produce id.
+func PositionIndex(cert *x509.Certificate, id chord.ID) (int, bool) {
+	for i := range PositionCandidates {
+		if PositionID(cert, i) == id {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // Identity is a node's TLS identity: its certificate and key, the cluster CA
@@ -173,8 +206,8 @@ func (id *Identity) ServerConfig() *tls.Config {
 // only, the node certificate as client certificate, the server certificate
 // verified against the cluster CA for serverName (the host of the address
 // dialled). If expect is not zero, the handshake also fails, with an error
-// wrapping chord.ErrIdentityMismatch, unless the server's certificate hashes
-// to expect.
+// wrapping chord.ErrIdentityMismatch, unless expect is one of the positions
+// the server's certificate produces (PositionID).
 // The certificate and CA are those current when it is called (see Reload).
 func (id *Identity) ClientConfig(serverName string, expect chord.ID) *tls.Config {
 	cur := id.Current()
@@ -191,10 +224,13 @@ func (id *Identity) ClientConfig(serverName string, expect chord.ID) *tls.Config
 			if err != nil {
 				return err
 			}
-			if got != expect {
-				return fmt.Errorf("%w: %s presents node ID %s, want %s", chord.ErrIdentityMismatch, serverName, got, expect)
+			if got == expect {
+				return nil
 			}
-			return nil
+			if _, ok := PositionIndex(cs.PeerCertificates[0], expect); ok {
+				return nil
+			}
+			return fmt.Errorf("%w: %s presents node ID %s, which does not produce position %s", chord.ErrIdentityMismatch, serverName, got, expect)
 		},
 	}
 }

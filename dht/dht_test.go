@@ -232,7 +232,7 @@ func (r *ring) placement(k [32]byte, repl int) (owner *member, hs []*member) {
 	if owner == nil {
 		r.t.Fatalf("no member owns %v", pos.Short())
 	}
-	for _, h := range holders(owner.info.ID, owner.node.Successors(), repl) {
+	for _, h := range holders(owner.info, owner.node.Successors(), repl) {
 		hs = append(hs, r.member(h.ID))
 	}
 	return owner, hs

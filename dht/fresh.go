@@ -173,5 +173,5 @@ func (s *Service) newestVersion(ctx context.Context, key [32]byte, cur store.Ver
 
 // syncPeers returns the successors a node out of sync reads with.
 func (s *Service) syncPeers() []chord.NodeInfo {
-	return s.windowOf(s.node.Self().ID, s.node.Successors(), syncPeers+1)
+	return s.windowOf(s.node.Self(), s.node.Successors(), syncPeers+1)
 }

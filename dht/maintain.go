@@ -458,8 +458,10 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 	// The version of each record to let go that the owner is known to
 	// hold: one that arrives here after it is not let go.
 	held := make(map[[32]byte]store.Version)
+	// This node, at whichever of its positions the window names it.
+	me := func(n chord.NodeInfo) bool { return samePhysical(n, s.node.Self()) }
 	err = s.scanAll(ctx, from, to, func(r store.Record) error {
-		inWindow := containsNode(holders(owner.ID, succs, int(r.Replication)), self)
+		inWindow := slices.ContainsFunc(holders(owner, succs, int(r.Replication)), me)
 		pos := chord.KeyPosition(r.Key)
 		if slices.Contains(diff, int(pos[0])) {
 			v, ok := theirs[chord.ID(r.Key)]
@@ -543,7 +545,7 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 // node's digest of them).
 func (s *Service) standIn(ctx context.Context, self, from, to chord.ID, mine digestSet) error {
 	var errs []error
-	for i, h := range s.windowOf(self, s.node.Successors(), s.cfg.MaxReplication) {
+	for i, h := range s.windowOf(s.node.Self(), s.node.Successors(), s.cfg.MaxReplication) {
 		if err := s.syncHolder(ctx, from, to, h, i+2, mine, false); err != nil {
 			errs = append(errs, fmt.Errorf("standing in for a suspect owner, with %v: %w", h, err))
 		}
@@ -655,12 +657,12 @@ func (s *Service) antiEntropy(ctx context.Context, self chord.NodeInfo, pred cho
 	}
 	succs := s.node.Successors()
 	var errs []error
-	for i, h := range s.windowOf(self.ID, succs, s.cfg.MaxReplication) {
+	for i, h := range s.windowOf(self, succs, s.cfg.MaxReplication) {
 		if err := s.syncHolder(ctx, pred, self.ID, h, i+2, mine, false); err != nil {
 			errs = append(errs, fmt.Errorf("anti-entropy with %v: %w", h, err))
 		}
 	}
-	for i, h := range holders(self.ID, succs, s.cfg.MaxReplication) {
+	for i, h := range holders(self, succs, s.cfg.MaxReplication) {
 		if s.suspects.is(h.ID) {
 			if err := s.syncHolder(ctx, pred, self.ID, h, i+2, mine, true); err != nil {
 				errs = append(errs, fmt.Errorf("anti-entropy with suspect %v: %w", h, err))

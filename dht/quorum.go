@@ -705,7 +705,7 @@ func (s *Service) storedVersion(key [32]byte) (store.Version, bool) {
 
 // repairHolder sends one holder the current copies of the records it missed.
 func (s *Service) repairHolder(ctx context.Context, b debtBatch) {
-	self := s.node.Self().ID
+	self := s.node.Self()
 	succs := s.node.Successors()
 	if !containsNode(s.windowOf(self, succs, s.cfg.MaxReplication), b.peer.ID) {
 		n := s.repairs.forget(b.peer.ID)

@@ -177,7 +177,7 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 func (s *Service) onRingChange(ch chord.Change) {
 	s.Kick()
 	self := s.node.Self().ID
-	window := holders(self, ch.Successors, s.cfg.MaxReplication)
+	window := holders(s.node.Self(), ch.Successors, s.cfg.MaxReplication)
 	s.windowMu.Lock()
 	prev := s.window
 	s.window = window
@@ -400,7 +400,7 @@ func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, e
 		return store.Version{}, fmt.Errorf("dht: read previous version: %w", err)
 	}
 	self := s.node.Self().ID
-	hs := s.windowOf(self, s.node.Successors(), int(a.Replication))
+	hs := s.windowOf(s.node.Self(), s.node.Successors(), int(a.Replication))
 	need := min(s.cfg.WriteQuorum, int(a.Replication), len(hs)+1)
 	above := s.newestVersion(ctx, key, cur.Version)
 	if err := ctx.Err(); err != nil {
@@ -464,19 +464,32 @@ func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, e
 }
 
 // holders returns the replica holders for a record with replication r, as
-// this node sees them: the first r-1 distinct successors other than itself.
-func holders(self chord.ID, succs []chord.NodeInfo, r int) []chord.NodeInfo {
+// this node sees them: the first r-1 successors on distinct physical nodes
+// other than this one, skipping further positions of a node already chosen
+// (Dynamo's preference list). A physical node is an address: every position
+// a process serves is at its one p2p address, and each is proved by the
+// certificate presented there (crypto.PositionID).
+func holders(self chord.NodeInfo, succs []chord.NodeInfo, r int) []chord.NodeInfo {
 	out := make([]chord.NodeInfo, 0, max(r-1, 0))
 	for _, n := range succs {
 		if len(out) >= r-1 {
 			break
 		}
-		if n.ID == self || containsNode(out, n.ID) {
+		if samePhysical(n, self) || slices.ContainsFunc(out, func(o chord.NodeInfo) bool { return samePhysical(o, n) }) {
 			continue
 		}
 		out = append(out, n)
 	}
 	return out
+}
+
+// samePhysical reports whether a and b are positions of one physical node:
+// the same address (the same ID where an address is not known).
+func samePhysical(a, b chord.NodeInfo) bool {
+	if a.Addr != "" && b.Addr != "" {
+		return a.Addr == b.Addr
+	}
+	return a.ID == b.ID
 }
 
 func containsNode(ns []chord.NodeInfo, id chord.ID) bool {

@@ -201,8 +201,8 @@ func without(succs []chord.NodeInfo, skip []chord.ID, self chord.ID) []chord.Nod
 
 // windowOf returns the replica holders of a record of this node's arc with
 // replication r: the first r-1 distinct successors, skipping suspects.
-func (s *Service) windowOf(self chord.ID, succs []chord.NodeInfo, r int) []chord.NodeInfo {
-	return holders(self, without(succs, s.suspects.current(), self), r)
+func (s *Service) windowOf(self chord.NodeInfo, succs []chord.NodeInfo, r int) []chord.NodeInfo {
+	return holders(self, without(succs, s.suspects.current(), self.ID), r)
 }
 
 // suspectChanged logs a peer becoming a suspect or being cleared.

@@ -1,6 +1,7 @@
 package dht
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -144,6 +145,50 @@ func TestMayHoldFromSkipped(t *testing.T) {
 	} {
 		if got := view.mayHoldFrom(from, pos, c.r, c.skipped); got != c.ok {
 			t.Errorf("replication %d, skipped %v: %v; want %v", c.r, c.skipped, got, c.ok)
+		}
+	}
+}
+
+// TestHoldersDistinctPhysical: with several positions per physical node (an
+// address), a record's holders are the first replication-1 physical nodes
+// after its owner other than the owner's, each once, at every ring size
+// from 1 to 8.
+func TestHoldersDistinctPhysical(t *testing.T) {
+	const v = 4
+	for n := 1; n <= 8; n++ {
+		var ring []chord.NodeInfo
+		for p := range n {
+			for i := range v {
+				ring = append(ring, chord.NodeInfo{ID: chord.KeyPosition(key(p*100 + i)), Addr: fmt.Sprintf("node-%d", p)})
+			}
+		}
+		slices.SortFunc(ring, func(a, b chord.NodeInfo) int { return a.ID.Cmp(b.ID) })
+		for at, owner := range ring {
+			// The owner's successor list: every other position after it.
+			var succs []chord.NodeInfo
+			for j := 1; j < len(ring); j++ {
+				succs = append(succs, ring[(at+j)%len(ring)])
+			}
+			for r := 1; r <= 5; r++ {
+				hs := holders(owner, succs, r)
+				if want := min(r-1, n-1); len(hs) != want {
+					t.Fatalf("n=%d r=%d: %d holders; want %d", n, r, len(hs), want)
+				}
+				seen := map[string]bool{owner.Addr: true}
+				next := 0 // each holder is the next new physical node in ring order
+				for _, h := range hs {
+					if seen[h.Addr] {
+						t.Fatalf("n=%d r=%d owner %v: %v holds twice on one physical node (%v)", n, r, owner, h.Addr, hs)
+					}
+					for seen[succs[next].Addr] {
+						next++
+					}
+					if succs[next] != h {
+						t.Fatalf("n=%d r=%d owner %v: holder %v; want the next physical node's first position %v", n, r, owner, h, succs[next])
+					}
+					seen[h.Addr] = true
+				}
+			}
 		}
 	}
 }

@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
@@ -624,5 +625,35 @@ func TestCallingMethodsHaveSlotsOfTheirOwn(t *testing.T) {
 	close(ready)
 	if err := cli.client.Call(ctxT(t), srv.info, "dht.put", nil, nil); err != nil {
 		t.Fatalf("Call(dht.put) waiting on a dht.store to the same node = %v; want nil", err)
+	}
+}
+
+// TestPositionsVerified: a node may be called at any position its
+// certificate produces; a position it does not produce (the next candidate
+// past the bound, or another node's) is refused like an impostor, logged
+// and counted.
+func TestPositionsVerified(t *testing.T) {
+	ca, keys := cryptotest.NewCA(t), cryptotest.NewKeyring(t)
+	a := startNode(t, cryptotest.NewIdentity(t, ca, "127.0.0.1:0"), keys, echo, DefaultServerConfig())
+	bID := cryptotest.NewIdentity(t, ca, "127.0.0.1:0")
+	b := startNode(t, bID, keys, echo, DefaultServerConfig())
+	for _, i := range []int{1, 3, crypto.PositionCandidates - 1} {
+		at := chord.NodeInfo{ID: crypto.PositionID(bID.Leaf, i), Addr: b.info.Addr}
+		if err := a.client.Call(ctxT(t), at, "echo", 1, nil); err != nil {
+			t.Errorf("Call at position %d = %v", i, err)
+		}
+	}
+	h := sha256.New()
+	h.Write(bID.Leaf.RawSubjectPublicKeyInfo)
+	h.Write(binary.BigEndian.AppendUint32(nil, crypto.PositionCandidates))
+	beyond := chord.ID(h.Sum(nil))
+	for _, id := range []chord.ID{beyond, crypto.PositionID(a.id.Leaf, 1)} {
+		at := chord.NodeInfo{ID: id, Addr: b.info.Addr}
+		if err := a.client.Call(ctxT(t), at, "echo", 1, nil); !errors.Is(err, chord.ErrIdentityMismatch) {
+			t.Errorf("Call(%v) = %v; want %v", at, err, chord.ErrIdentityMismatch)
+		}
+	}
+	if got := rejected(t, a.reg, ReasonIdentity); got != 2 {
+		t.Errorf("rejected{identity} = %v; want 2", got)
 	}
 }
