@@ -2,9 +2,9 @@ package crypto
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
