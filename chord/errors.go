@@ -25,6 +25,9 @@ var (
 	ErrNotReady      = errors.New("chord: node not ready")
 	ErrProtocol      = errors.New("chord: protocol version not supported")
 	ErrInternal      = errors.New("chord: internal error")
+	// ErrNoPosition: a call named a position that the node at that address
+	// does not stand at (any more): the caller's view is stale.
+	ErrNoPosition = errors.New("chord: no such position at this node")
 )
 
 // Wire codes. -32601 and -32602 are JSON-RPC 2.0's own; the rest sit in the
@@ -39,6 +42,7 @@ const (
 	CodeNotOwner      = 1004
 	CodeNotReady      = 1005
 	CodeProtocol      = 1006
+	CodeNoPosition    = 1007
 )
 
 var codeSentinels = []struct {
@@ -53,6 +57,7 @@ var codeSentinels = []struct {
 	{CodeNotOwner, ErrNotOwner},
 	{CodeNotReady, ErrNotReady},
 	{CodeProtocol, ErrProtocol},
+	{CodeNoPosition, ErrNoPosition},
 	{CodeInternal, ErrInternal},
 }
 

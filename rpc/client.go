@@ -100,12 +100,37 @@ func NewClient(cfg ClientConfig, id *crypto.Identity, keys *crypto.Keyring) (*Cl
 }
 
 // Call invokes method on node to (see chord.Transport for the contract). A
-// call without a deadline on ctx gets ClientConfig.CallTimeout.
+// call without a deadline on ctx gets ClientConfig.CallTimeout. The call is
+// made from this node's position 0 (its node ID); As makes calls from
+// another.
 func (c *Client) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
+	return c.callAs(ctx, 0, to, method, args, reply)
+}
+
+// As returns a transport whose calls are made from this node's position
+// index as (crypto.PositionID), over the same connections: the server
+// hands its handler that position as the caller.
+func (c *Client) As(as int) chord.Transport {
+	if as < 0 || as >= crypto.PositionCandidates {
+		panic(fmt.Sprintf("rpc: position %d outside [0, %d)", as, crypto.PositionCandidates))
+	}
+	return positionTransport{c: c, as: as}
+}
+
+type positionTransport struct {
+	c  *Client
+	as int
+}
+
+func (t positionTransport) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
+	return t.c.callAs(ctx, t.as, to, method, args, reply)
+}
+
+func (c *Client) callAs(ctx context.Context, as int, to chord.NodeInfo, method string, args, reply any) error {
 	series := c.m.call(method)
 	series.calls.Inc()
 	start := time.Now()
-	err := c.call(ctx, to, method, args, reply)
+	err := c.call(ctx, as, to, method, args, reply)
 	series.duration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		series.errors.Inc()
@@ -114,7 +139,7 @@ func (c *Client) Call(ctx context.Context, to chord.NodeInfo, method string, arg
 	return nil
 }
 
-func (c *Client) call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
+func (c *Client) call(ctx context.Context, as int, to chord.NodeInfo, method string, args, reply any) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.CallTimeout)
@@ -126,7 +151,7 @@ func (c *Client) call(ctx context.Context, to chord.NodeInfo, method string, arg
 			return err
 		}
 		began := time.Now()
-		res, err := c.roundTrip(ctx, pc.cc, method, args)
+		res, err := c.roundTrip(ctx, pc.cc, as, method, args)
 		c.release(pc)
 		if c.noteOutcome(pc, began, err, ctx.Err()) {
 			c.log.Warn("peer answers nothing; dropping its connection", "peer", to.String(), "timed-out-calls", hungAfter)
@@ -200,7 +225,7 @@ var errEncode = errors.New("encode args")
 
 // roundTrip sends one request on cc and waits for its response. On success
 // the caller puts res.buf back into c.bufs once it has decoded res.result.
-func (c *Client) roundTrip(ctx context.Context, cc *clientConn, method string, args any) (callResult, error) {
+func (c *Client) roundTrip(ctx context.Context, cc *clientConn, as int, method string, args any) (callResult, error) {
 	var timeoutMS int64
 	if dl, ok := ctx.Deadline(); ok {
 		// Rounded up: the handler's context must not end before ours.
@@ -208,7 +233,7 @@ func (c *Client) roundTrip(ctx context.Context, cc *clientConn, method string, a
 	}
 	id := cc.nextID.Add(1)
 	f := c.bufs.outgoing()
-	if err := f.appendRequest(id, method, args, timeoutMS); err != nil {
+	if err := f.appendRequestMeta(id, method, args, reqMeta{timeoutMS: timeoutMS, to: cc.to, as: as}); err != nil {
 		c.bufs.put(f)
 		return callResult{}, fmt.Errorf("%w: %v", errEncode, err)
 	}
@@ -403,7 +428,11 @@ func (c *Client) connect(ctx context.Context, key poolKey) (*clientConn, error) 
 		}
 		return nil, c.handshakeError(key, err)
 	}
-	return &clientConn{w: st, pending: make(map[uint64]*pendingCall), log: c.log}, nil
+	to := 0
+	if leaf := tc.ConnectionState().PeerCertificates[0]; !key.id.IsZero() && crypto.NodeID(leaf) != key.id {
+		to, _ = crypto.PositionIndex(leaf, key.id) // the handshake checked that it is one
+	}
+	return &clientConn{w: st, pending: make(map[uint64]*pendingCall), log: c.log, to: to}, nil
 }
 
 // hello sends ours and checks the server's answer, within ctx.
@@ -500,6 +529,9 @@ type clientConn struct {
 	w      *wire
 	log    hclog.Logger
 	nextID atomic.Uint64
+	// to is the index of the peer's position this connection was dialled
+	// for (crypto.PositionIndex; 0 for its node ID), sent with each call.
+	to int
 
 	mu      sync.Mutex // guards pending and ended
 	pending map[uint64]*pendingCall

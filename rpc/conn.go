@@ -75,6 +75,12 @@ func (f *frameBuf) appendJSON(v any) error {
 // array, marked in meta so that the handler gets the args themselves (null
 // for a nil pointer).
 func (f *frameBuf) appendRequest(id uint64, method string, args any, timeoutMS int64) error {
+	return f.appendRequestMeta(id, method, args, reqMeta{timeoutMS: timeoutMS})
+}
+
+// appendRequestMeta is appendRequest with the meta member m (whose
+// scalarParams it sets itself).
+func (f *frameBuf) appendRequestMeta(id uint64, method string, args any, m reqMeta) error {
 	f.b = appendRequestHead(f.b, id, method)
 	scalar := false
 	if args != nil {
@@ -91,7 +97,8 @@ func (f *frameBuf) appendRequest(id uint64, method string, args any, timeoutMS i
 			scalar = true
 		}
 	}
-	f.b = appendRequestTail(f.b, timeoutMS, scalar)
+	m.scalarParams = scalar
+	f.b = appendRequestTail(f.b, m)
 	return nil
 }
 

@@ -636,7 +636,11 @@ func TestPositionsVerified(t *testing.T) {
 	ca, keys := cryptotest.NewCA(t), cryptotest.NewKeyring(t)
 	a := startNode(t, cryptotest.NewIdentity(t, ca, "127.0.0.1:0"), keys, echo, DefaultServerConfig())
 	bID := cryptotest.NewIdentity(t, ca, "127.0.0.1:0")
-	b := startNode(t, bID, keys, echo, DefaultServerConfig())
+	mux := chord.NewMux(bID.ID)
+	for _, i := range []int{1, 3, crypto.PositionCandidates - 1} {
+		mux.Add(crypto.PositionID(bID.Leaf, i), echo)
+	}
+	b := startNode(t, bID, keys, mux, DefaultServerConfig())
 	for _, i := range []int{1, 3, crypto.PositionCandidates - 1} {
 		at := chord.NodeInfo{ID: crypto.PositionID(bID.Leaf, i), Addr: b.info.Addr}
 		if err := a.client.Call(ctxT(t), at, "echo", 1, nil); err != nil {
@@ -655,5 +659,48 @@ func TestPositionsVerified(t *testing.T) {
 	}
 	if got := rejected(t, a.reg, ReasonIdentity); got != 2 {
 		t.Errorf("rejected{identity} = %v; want 2", got)
+	}
+}
+
+// TestCallsNamePositions: a call made As another position reaches the
+// handler with that position as its caller, proved by the caller's
+// certificate; a call to a position goes to the handler of that position
+// (chord.Mux), and one to a position the node does not stand at fails
+// with chord.ErrNoPosition, as does any position but 0 at a node that
+// serves one.
+func TestCallsNamePositions(t *testing.T) {
+	ca, keys := cryptotest.NewCA(t), cryptotest.NewKeyring(t)
+	bID := cryptotest.NewIdentity(t, ca, "127.0.0.1:0")
+	mux := chord.NewMux(bID.ID)
+	whoAmI := func(at int) chord.Handler {
+		return chord.HandlerFunc(func(_ context.Context, from chord.ID, _ string, _ json.RawMessage) (any, error) {
+			return map[string]any{"at": at, "from": from}, nil
+		})
+	}
+	mux.Add(bID.ID, whoAmI(0))
+	mux.Add(crypto.PositionID(bID.Leaf, 5), whoAmI(5))
+	a := startNode(t, cryptotest.NewIdentity(t, ca, "127.0.0.1:0"), keys, echo, DefaultServerConfig())
+	b := startNode(t, bID, keys, mux, DefaultServerConfig())
+	type answer struct {
+		At   int      `json:"at"`
+		From chord.ID `json:"from"`
+	}
+	for _, c := range []struct{ as, at int }{{0, 0}, {3, 0}, {0, 5}, {255, 5}} {
+		var got answer
+		to := chord.NodeInfo{ID: crypto.PositionID(bID.Leaf, c.at), Addr: b.info.Addr}
+		if err := a.client.As(c.as).Call(ctxT(t), to, "who", nil, &got); err != nil {
+			t.Fatalf("As(%d) call at position %d = %v", c.as, c.at, err)
+		}
+		if want := (answer{At: c.at, From: crypto.PositionID(a.id.Leaf, c.as)}); got != want {
+			t.Errorf("As(%d) call at position %d answered %+v; want %+v", c.as, c.at, got, want)
+		}
+	}
+	to := chord.NodeInfo{ID: crypto.PositionID(bID.Leaf, 7), Addr: b.info.Addr}
+	if err := a.client.Call(ctxT(t), to, "who", nil, nil); !errors.Is(err, chord.ErrNoPosition) {
+		t.Errorf("call at a position not served = %v; want %v", err, chord.ErrNoPosition)
+	}
+	to = chord.NodeInfo{ID: crypto.PositionID(a.id.Leaf, 2), Addr: a.info.Addr}
+	if err := b.client.Call(ctxT(t), to, "echo", 1, nil); !errors.Is(err, chord.ErrNoPosition) {
+		t.Errorf("call at position 2 of a node with one handler = %v; want %v", err, chord.ErrNoPosition)
 	}
 }

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,8 +32,12 @@ type Server struct {
 	handler chord.Handler
 	log     hclog.Logger
 	m       *metrics
-	sm      *serverMetrics
-	tlsCfg  *tls.Config
+	// positions are this node's candidate positions, computed at the first
+	// call that names one.
+	positionsOnce sync.Once
+	positions     []chord.ID
+	sm            *serverMetrics
+	tlsCfg        *tls.Config
 	// limiter keeps MaxConns and MaxConnsPerAddress; records and calling
 	// are the MaxRequestBytes budgets of the other calls and of the
 	// CallingMethods.
@@ -343,7 +348,7 @@ func (s *Server) serveConn(sc *serverConn) {
 	var writer sync.WaitGroup
 	writer.Go(st.writeLoop)
 	s.log.Debug("peer connected", "peer", peerAddr.String(), "peer-id", peer.Short())
-	h := &connHandler{s: s, peer: peer, w: st, slot: sc.slot}
+	h := &connHandler{s: s, peer: peer, cert: tc.ConnectionState().PeerCertificates[0], w: st, slot: sc.slot}
 	err = h.readLoop()
 	st.close()
 	writer.Wait()
@@ -497,6 +502,8 @@ const queueFactor = 4
 type connHandler struct {
 	s    *Server
 	peer chord.ID
+	// cert is the peer's certificate, which proves its other positions.
+	cert *x509.Certificate
 	w    *wire
 	slot *netutil.Slot // busy while one of the connection's calls is handled
 }
@@ -583,7 +590,7 @@ func (h *connHandler) dispatch(f *frameBuf, req request) {
 			}
 		}
 		start := time.Now()
-		result, err := h.serve(hctx, req.method, req.args())
+		result, err := h.serve(hctx, req.to, req.as, req.method, req.args())
 		// The slot is free once the handler returns, before the reply is
 		// written: a caller that has its answer finds the slot free.
 		<-sem
@@ -650,14 +657,38 @@ func (h *connHandler) reply(req request, result any) {
 
 // serve calls the handler, turning a panic into chord.ErrInternal (logged)
 // so that one bad request cannot bring the node down.
-func (h *connHandler) serve(ctx context.Context, method string, params json.RawMessage) (result any, err error) {
+// A call that names positions (meta.to, meta.as) goes to the handler's
+// ServeRPCAt with the positions its certificates prove; a handler that
+// serves one position answers calls for another with chord.ErrNoPosition.
+func (h *connHandler) serve(ctx context.Context, to, as int, method string, params json.RawMessage) (result any, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.s.log.Error("handler panicked", "method", method, "peer-id", h.peer.Short(), "panic", p, "stack", string(debug.Stack()))
 			result, err = nil, fmt.Errorf("%w: handler panicked", chord.ErrInternal)
 		}
 	}()
-	return h.s.handler.ServeRPC(ctx, h.peer, method, params)
+	from := h.peer
+	if as > 0 {
+		from = crypto.PositionID(h.cert, as)
+	}
+	if ph, ok := h.s.handler.(chord.PositionHandler); ok && to > 0 {
+		return ph.ServeRPCAt(ctx, h.s.position(to), from, method, params)
+	}
+	if to > 0 {
+		return nil, fmt.Errorf("%w: this node stands at its node ID only", chord.ErrNoPosition)
+	}
+	return h.s.handler.ServeRPC(ctx, from, method, params)
+}
+
+// position returns this node's position index i.
+func (s *Server) position(i int) chord.ID {
+	s.positionsOnce.Do(func() {
+		s.positions = make([]chord.ID, crypto.PositionCandidates)
+		for j := range s.positions {
+			s.positions[j] = crypto.PositionID(s.id.Leaf, j)
+		}
+	})
+	return s.positions[i]
 }
 
 func (h *connHandler) replyError(id []byte, err error) {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/durachord/durachord/crypto"
 )
 
 // The JSON-RPC 2.0 messages of this package, encoded by hand around the
@@ -29,6 +31,10 @@ type request struct {
 	// scalarParams is meta.scalar_params: params is a one-element array
 	// around the caller's args, which are not an object or an array.
 	scalarParams bool
+	// to and as are meta.to and meta.as, 0 if absent: the index of the
+	// position the call is for, and of the caller's position it is made
+	// from (crypto.PositionID).
+	to, as int
 }
 
 // args returns the caller's args: params, or the element inside it when
@@ -81,22 +87,42 @@ func appendRequestHead(dst []byte, id uint64, method string) []byte {
 	return appendString(dst, method)
 }
 
+// reqMeta is what a request's meta member says.
+type reqMeta struct {
+	timeoutMS    int64
+	scalarParams bool
+	to, as       int
+}
+
 // appendRequestTail appends the meta member (if there is something to
 // say) and closes the request.
-func appendRequestTail(dst []byte, timeoutMS int64, scalarParams bool) []byte {
-	if timeoutMS <= 0 && !scalarParams {
+func appendRequestTail(dst []byte, m reqMeta) []byte {
+	if m.timeoutMS <= 0 && !m.scalarParams && m.to <= 0 && m.as <= 0 {
 		return append(dst, '}')
 	}
 	dst = append(dst, `,"meta":{`...)
-	if timeoutMS > 0 {
-		dst = append(dst, `"timeout_ms":`...)
-		dst = strconv.AppendInt(dst, timeoutMS, 10)
-		if scalarParams {
+	sep := false
+	member := func(name string) {
+		if sep {
 			dst = append(dst, ',')
 		}
+		sep = true
+		dst = append(dst, name...)
 	}
-	if scalarParams {
-		dst = append(dst, `"scalar_params":true`...)
+	if m.timeoutMS > 0 {
+		member(`"timeout_ms":`)
+		dst = strconv.AppendInt(dst, m.timeoutMS, 10)
+	}
+	if m.scalarParams {
+		member(`"scalar_params":true`)
+	}
+	if m.to > 0 {
+		member(`"to":`)
+		dst = strconv.AppendInt(dst, int64(m.to), 10)
+	}
+	if m.as > 0 {
+		member(`"as":`)
+		dst = strconv.AppendInt(dst, int64(m.as), 10)
 	}
 	return append(dst, "}}"...)
 }
@@ -242,9 +268,11 @@ func parseMessage(body []byte, names names) (message, error) {
 			m.req.params = params
 		}
 		if meta != nil {
-			if m.req.timeoutMS, m.req.scalarParams, err = parseMeta(meta); err != nil {
+			rm, err := parseMeta(meta)
+			if err != nil {
 				return m, err
 			}
+			m.req.timeoutMS, m.req.scalarParams, m.req.to, m.req.as = rm.timeoutMS, rm.scalarParams, rm.to, rm.as
 		}
 		return m, nil
 	}
@@ -269,22 +297,33 @@ func parseMessage(body []byte, names names) (message, error) {
 }
 
 // parseMeta reads a request's meta member: {"timeout_ms":N,
-// "scalar_params":true}, both optional, other members ignored.
-func parseMeta(meta []byte) (timeoutMS int64, scalarParams bool, err error) {
+// "scalar_params":true,"to":I,"as":J}, each optional, other members
+// ignored; to and as are position indexes, below crypto.PositionCandidates.
+func parseMeta(meta []byte) (m reqMeta, err error) {
 	err = eachMember(meta, func(key, val []byte) error {
-		switch string(key) {
+		switch k := string(key); k {
 		case "timeout_ms":
 			n, err := strconv.ParseInt(string(val), 10, 64)
 			if err != nil {
 				return fmt.Errorf("%w: meta.timeout_ms %.40s: not an integer", errSyntax, val)
 			}
-			timeoutMS = n
+			m.timeoutMS = n
 		case "scalar_params":
-			scalarParams = string(val) == "true"
+			m.scalarParams = string(val) == "true"
+		case "to", "as":
+			n, err := strconv.Atoi(string(val))
+			if err != nil || n < 0 || n >= crypto.PositionCandidates {
+				return fmt.Errorf("%w: meta.%s %.40s: not a position index in [0, %d)", errSyntax, k, val, crypto.PositionCandidates)
+			}
+			if k == "to" {
+				m.to = n
+			} else {
+				m.as = n
+			}
 		}
 		return nil
 	})
-	return timeoutMS, scalarParams, err
+	return m, err
 }
 
 // parseError reads a JSON-RPC error object: an integer code and a string

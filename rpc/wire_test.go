@@ -283,6 +283,7 @@ func FuzzParseMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"dht.get","params":{"key":"ab"},"meta":{"timeout_ms":5}}`,
 		`{"jsonrpc":"2.0","id":"x","method":"m","params":["a",1,true,null],"meta":{"scalar_params":true}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"m","meta":{"to":4,"as":255,"timeout_ms":9}}`,
 		`{"jsonrpc":"2.0","id":3,"result":{"a":[1.5e-3,"\u00e9\n"]}}`,
 		`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"bad","data":{}}}`,
 		` { "jsonrpc" : "2.0" , "id" : 4 , "result" : null } `,
@@ -451,5 +452,34 @@ func TestQueuedFramesLeaveTogether(t *testing.T) {
 	}
 	if got := conn.writes.Load(); got != 1 {
 		t.Errorf("%d queued frames left in %d writes; want 1", n, got)
+	}
+}
+
+// TestMetaPositions: the positions a request names travel in meta and come
+// back as sent, with any other meta; an index outside [0, 256) is refused.
+func TestMetaPositions(t *testing.T) {
+	for _, m := range []reqMeta{{}, {to: 1}, {as: 255}, {timeoutMS: 7, to: 3, as: 9}, {timeoutMS: 1, as: 2}} {
+		for _, args := range []any{nil, 5, map[string]int{"a": 1}} {
+			var f frameBuf
+			if err := f.appendRequestMeta(1, "m", args, m); err != nil {
+				t.Fatal(err)
+			}
+			if !json.Valid(f.b) {
+				t.Fatalf("%+v, %v: %s is not JSON", m, args, f.b)
+			}
+			got, err := parseMessage(f.b, nil)
+			if err != nil {
+				t.Fatalf("parseMessage(%s) = %v", f.b, err)
+			}
+			if r := got.req; r.to != m.to || r.as != m.as || r.timeoutMS != m.timeoutMS {
+				t.Errorf("%s: to %d as %d timeout %d; want %+v", f.b, r.to, r.as, r.timeoutMS, m)
+			}
+		}
+	}
+	for _, meta := range []string{`{"to":256}`, `{"as":-1}`, `{"to":"1"}`, `{"as":1.5}`} {
+		body := `{"jsonrpc":"2.0","id":1,"method":"m","meta":` + meta + `}`
+		if _, err := parseMessage([]byte(body), nil); err == nil {
+			t.Errorf("parseMessage(%s) took it", body)
+		}
 	}
 }

@@ -64,6 +64,8 @@ type endpoint struct {
 	info chord.NodeInfo
 	h    chord.Handler
 	up   bool
+	// more are the further positions served at the address (ListenAt).
+	more map[chord.ID]chord.Handler
 }
 
 // New returns a network configured by cfg.
@@ -85,6 +87,23 @@ func (n *Network) Listen(info chord.NodeInfo, h chord.Handler) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.endpoints[info.Addr] = &endpoint{info: info, h: h, up: true}
+}
+
+// ListenAt serves h at one more position, info.ID, of the endpoint at
+// info.Addr (virtual nodes: one process at several positions), which must
+// be listening already. Down, Up and Remove act on every position of an
+// address at once.
+func (n *Network) ListenAt(info chord.NodeInfo, h chord.Handler) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ep, ok := n.endpoints[info.Addr]
+	if !ok {
+		panic("chordtest: ListenAt " + info.Addr + ": nothing listens there")
+	}
+	if ep.more == nil {
+		ep.more = make(map[chord.ID]chord.Handler)
+	}
+	ep.more[info.ID] = h
 }
 
 // Down makes the endpoint at addr unreachable (a crash): calls to and from it
@@ -171,14 +190,18 @@ func (n *Network) route(from chord.NodeInfo, to chord.NodeInfo, method string) (
 		return nil, 0, fmt.Errorf("call %s across partition: %w", to.Addr, chord.ErrUnreachable)
 	case n.cfg.Loss > 0 && n.rng.Float64() < n.cfg.Loss:
 		return nil, 0, fmt.Errorf("call %s: message lost: %w", to.Addr, chord.ErrUnreachable)
-	case !to.ID.IsZero() && to.ID != ep.info.ID:
+	case !to.ID.IsZero() && to.ID != ep.info.ID && ep.more[to.ID] == nil:
 		return nil, 0, fmt.Errorf("call %s: want %s, peer is %s: %w", to.Addr, to.ID.Short(), ep.info.ID.Short(), chord.ErrIdentityMismatch)
+	}
+	h := ep.h
+	if more := ep.more[to.ID]; more != nil {
+		h = more
 	}
 	d := n.cfg.Latency
 	if n.cfg.Jitter > 0 {
 		d += time.Duration(n.rng.Int64N(int64(n.cfg.Jitter)))
 	}
-	return ep.h, d, nil
+	return h, d, nil
 }
 
 // Transport is one endpoint's view of the network. It implements
