@@ -296,6 +296,22 @@ func (n *Node) Join(ctx context.Context, bootstrap []string) error {
 	return n.joinVia(ctx, starts)
 }
 
+// JoinThrough joins the ring through the first of peers, known ring members
+// (IDs and addresses), that answers: a further position of a node joins
+// through one of its others, at its own address.
+func (n *Node) JoinThrough(ctx context.Context, peers []NodeInfo) error {
+	starts := make([]NodeInfo, 0, len(peers))
+	for _, p := range peers {
+		if p.ID != n.self.ID && p.Addr != "" {
+			starts = append(starts, p)
+		}
+	}
+	if len(starts) == 0 {
+		return fmt.Errorf("%w: no peer to join through", ErrJoinFailed)
+	}
+	return n.joinVia(ctx, starts)
+}
+
 // Rejoin joins through the peers saved in the meta store by an earlier run.
 // It fails with ErrNoPeers if none were saved and ErrJoinFailed if none
 // answers.

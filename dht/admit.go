@@ -49,32 +49,51 @@ func (s *Service) admit(w wireRecord, primary bool, now time.Time) (store.Record
 // sees the ring, is not in the sender's replication window for it.
 var errOutOfWindow = errors.New("dht: this node is not in the sender's replication window for the key")
 
-// ringView is what this node knows of the ring for mayHoldFrom, read once
-// per dht.store call: its predecessor and the distinct other nodes of its
-// successor list and fingers.
+// ringView is what one position of this node knows of the ring for
+// mayHoldFrom, read once per dht.store call: its predecessor and the
+// distinct other nodes of its successor list and fingers. multi says that
+// this node stands at several positions (and so, the cluster's nodes do).
 type ringView struct {
-	self    chord.ID
+	self    chord.NodeInfo
 	pred    chord.ID
 	hasPred bool
-	known   []chord.ID
+	known   []chord.NodeInfo
+	multi   bool
 }
 
-func (s *Service) ringView() *ringView {
-	v := &ringView{self: s.node.Self().ID}
-	if p, ok := s.node.Predecessor(); ok {
-		v.pred, v.hasPred = p.ID, true
-		v.known = append(v.known, p.ID)
+func (s *Service) ringView(p *position) *ringView {
+	v := &ringView{self: p.node.Self(), multi: len(s.positions) > 1}
+	if pr, ok := p.node.Predecessor(); ok {
+		v.pred, v.hasPred = pr.ID, true
+		v.known = append(v.known, pr)
 	}
 	add := func(ns []chord.NodeInfo) {
 		for _, n := range ns {
-			if n.ID != v.self && !n.ID.IsZero() && !slices.Contains(v.known, n.ID) {
-				v.known = append(v.known, n.ID)
+			if n.ID != v.self.ID && !n.ID.IsZero() && !slices.ContainsFunc(v.known, func(k chord.NodeInfo) bool { return k.ID == n.ID }) {
+				v.known = append(v.known, n)
 			}
 		}
 	}
-	add(s.node.Successors())
-	add(s.node.DistinctFingers())
+	add(p.node.Successors())
+	add(p.node.DistinctFingers())
 	return v
+}
+
+// mayHold reports whether from may hand this node a copy of the record at
+// pos with replication r, at any of its positions (views, read at the first
+// record of a call that needs them).
+func (s *Service) mayHold(views *[]*ringView, from, pos chord.ID, r int, skipped []chord.ID) bool {
+	if *views == nil {
+		for _, p := range s.positions {
+			*views = append(*views, s.ringView(p))
+		}
+	}
+	for _, v := range *views {
+		if v.mayHoldFrom(from, pos, r, skipped) {
+			return true
+		}
+	}
+	return false
 }
 
 // mayHoldFrom reports whether from may hand this node a copy of the record at
@@ -89,23 +108,43 @@ func (s *Service) ringView() *ringView {
 // windows this node takes over when it leaves. Of the nodes between, those
 // the sender names as skipped (its suspects, see suspect.go) are not
 // counted, up to r-1 of them: a sender's window reaches at most twice as far.
+// Nodes are counted as physical nodes (addresses; see holders): further
+// positions of one node, of the sender or of this node count for nothing.
+// Where this node stands at several positions and does not know the
+// sender's address, one node between may be the sender's.
 func (view *ringView) mayHoldFrom(from, pos chord.ID, r int, skipped []chord.ID) bool {
-	if from != pos && !from.InOpen(pos, view.self) {
+	self := view.self.ID
+	if from != pos && !from.InOpen(pos, self) {
 		return false
 	}
 	if view.hasPred && from == view.pred {
 		return true
 	}
+	fromAddr := ""
+	for _, k := range view.known {
+		if k.ID == from {
+			fromAddr = k.Addr
+		}
+	}
+	allowed := max(r-2, 0)
+	if view.multi && fromAddr == "" {
+		allowed++
+	}
 	between, skips := 0, 0
-	for _, id := range view.known {
-		if id == from || !id.InOpen(from, view.self) {
+	var seen []string
+	for _, k := range view.known {
+		if k.ID == from || !k.ID.InOpen(from, self) || samePhysical(k, view.self) || (fromAddr != "" && k.Addr == fromAddr) {
 			continue
 		}
-		if skips < r-1 && slices.Contains(skipped, id) {
+		if skips < r-1 && slices.Contains(skipped, k.ID) {
 			skips++
 			continue
 		}
-		if between++; between > max(r-2, 0) {
+		if slices.Contains(seen, k.Addr) {
+			continue
+		}
+		seen = append(seen, k.Addr)
+		if between++; between > allowed {
 			return false
 		}
 	}

@@ -94,13 +94,7 @@ func (r *ring) add(join bool) *member {
 	t.Helper()
 	r.seq++
 	info := chord.NodeInfo{ID: chord.KeyPosition([32]byte{byte(r.seq), 0xd4}), Addr: fmt.Sprintf("node-%d", r.seq)}
-	ncfg := chord.DefaultConfig()
-	ncfg.StabilizeInterval = 10 * time.Millisecond
-	ncfg.FixFingersInterval = 10 * time.Millisecond
-	ncfg.CheckPredecessorInterval = 20 * time.Millisecond
-	ncfg.ProbeInterval = 50 * time.Millisecond
-	ncfg.CallTimeout = 500 * time.Millisecond
-	ncfg.LookupTimeout = 2 * time.Second
+	ncfg := testNodeConfig()
 	db := storetest.OpenTemp(t)
 	tr := r.net.Transport(info)
 	node, err := chord.New(ncfg, info, tr, db)
@@ -148,6 +142,18 @@ func (r *ring) add(join bool) *member {
 	t.Cleanup(m.halt)
 	r.members = append(r.members, m)
 	return m
+}
+
+// testNodeConfig is the ring config of test members: fast rounds.
+func testNodeConfig() chord.Config {
+	ncfg := chord.DefaultConfig()
+	ncfg.StabilizeInterval = 10 * time.Millisecond
+	ncfg.FixFingersInterval = 10 * time.Millisecond
+	ncfg.CheckPredecessorInterval = 20 * time.Millisecond
+	ncfg.ProbeInterval = 50 * time.Millisecond
+	ncfg.CallTimeout = 500 * time.Millisecond
+	ncfg.LookupTimeout = 2 * time.Second
+	return ncfg
 }
 
 func (m *member) halt() {

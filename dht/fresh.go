@@ -137,7 +137,7 @@ func (s *Service) ownRecord(ctx context.Context, key [32]byte) (store.Record, er
 		return own, err
 	}
 	self := s.node.Self()
-	hs := s.syncPeers()
+	hs := s.syncPeers(chord.KeyPosition(key))
 	if len(hs) == 0 {
 		return own, err // alone on the ring: nobody else can be newer
 	}
@@ -148,7 +148,7 @@ func (s *Service) ownRecord(ctx context.Context, key [32]byte) (store.Record, er
 	}
 	if err != nil || rec.Version.Compare(own.Version) > 0 {
 		keep := rec
-		keep.Primary = s.node.Owns(chord.KeyPosition(key))
+		keep.Primary = s.owns(chord.KeyPosition(key))
 		if _, perr := s.raw.Put(ctx, keep); perr != nil {
 			s.log.Debug("could not keep a newer copy from a successor", "key", chord.ID(key).Short(), "error", perr)
 		}
@@ -164,14 +164,16 @@ func (s *Service) newestVersion(ctx context.Context, key [32]byte, cur store.Ver
 	if s.fresh.inSync() {
 		return cur
 	}
-	peers := s.syncPeers()
+	peers := s.syncPeers(chord.KeyPosition(key))
 	if r, _, err := s.newest(ctx, key, peers, len(peers)); err == nil && r.Version.Compare(cur) > 0 {
 		return r.Version
 	}
 	return cur
 }
 
-// syncPeers returns the successors a node out of sync reads with.
-func (s *Service) syncPeers() []chord.NodeInfo {
-	return s.windowOf(s.node.Self(), s.node.Successors(), syncPeers+1)
+// syncPeers returns the successors a node out of sync reads with for the
+// key at pos: those of the position that owns it.
+func (s *Service) syncPeers(pos chord.ID) []chord.NodeInfo {
+	p := s.sendingPosition(pos)
+	return s.windowOf(p.node.Self(), p.node.Successors(), syncPeers+1)
 }

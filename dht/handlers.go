@@ -42,8 +42,9 @@ func (s *Service) handlePut(ctx context.Context, _ chord.ID, a putArgs) (any, er
 	if len(a.Value) < 1 || len(a.Value) > MaxValueBytes || a.Replication < 1 {
 		return nil, fmt.Errorf("%w: value of %d bytes, replication %d", chord.ErrBadRequest, len(a.Value), a.Replication)
 	}
-	if pos := chord.KeyPosition([32]byte(a.Key)); !s.node.Owns(pos) {
-		return s.refer(a.Route, pos)
+	at := s.calledAt(ctx)
+	if pos := chord.KeyPosition([32]byte(a.Key)); !s.owns(pos) || (a.Route && !at.node.Owns(pos)) {
+		return s.refer(at, a.Route, pos)
 	}
 	// A put read just after this node ran again from a gap may have waited
 	// through it: its caller's time is counted from the gap's start, so
@@ -72,34 +73,36 @@ func (s *Service) handlePut(ctx context.Context, _ chord.ID, a putArgs) (any, er
 	if err != nil {
 		return nil, err
 	}
-	return putReply{Version: v, Neighbours: s.neighbours(a.Neighbours)}, nil
+	return putReply{Version: v, Neighbours: at.neighbours(a.Neighbours)}, nil
 }
 
-// refer answers a request for pos, which this node does not own: with a
-// referral if the caller routes (route), else with ErrNotOwner.
-func (s *Service) refer(route bool, pos chord.ID) (any, error) {
+// refer answers a request for pos, which the position at that was called
+// at does not own: with its referral if the caller routes (route), else
+// with ErrNotOwner.
+func (s *Service) refer(at *position, route bool, pos chord.ID) (any, error) {
 	if !route {
 		return nil, chord.ErrNotOwner
 	}
-	ref, err := s.node.Refer(pos)
+	ref, err := at.node.Refer(pos)
 	if err != nil {
 		return nil, err
 	}
 	return referralReply{Referral: &ref}, nil
 }
 
-// neighbours returns this node's neighbours if asked for, else nil.
-func (s *Service) neighbours(asked bool) *chord.Neighbours {
+// neighbours returns the position's neighbours if asked for, else nil.
+func (p *position) neighbours(asked bool) *chord.Neighbours {
 	if !asked {
 		return nil
 	}
-	nb := s.node.Neighbours()
+	nb := p.node.Neighbours()
 	return &nb
 }
 
 func (s *Service) handleGet(ctx context.Context, _ chord.ID, a getArgs) (any, error) {
-	if pos := chord.KeyPosition([32]byte(a.Key)); a.Route && !s.node.Owns(pos) {
-		return s.refer(true, pos)
+	at := s.calledAt(ctx)
+	if pos := chord.KeyPosition([32]byte(a.Key)); a.Route && !at.node.Owns(pos) {
+		return s.refer(at, true, pos)
 	}
 	// A routed get asks the owner, which answers as the owner (see
 	// ownRecord); any other asks this node's own copy.
@@ -117,7 +120,7 @@ func (s *Service) handleGet(ctx context.Context, _ chord.ID, a getArgs) (any, er
 		return nil, err
 	}
 	if a.Neighbours {
-		return getReply{wireRecord: toWire(rec), Neighbours: s.neighbours(true)}, nil
+		return getReply{wireRecord: toWire(rec), Neighbours: at.neighbours(true)}, nil
 	}
 	return toWire(rec), nil
 }
@@ -129,16 +132,13 @@ func (s *Service) handleStore(ctx context.Context, from chord.ID, a storeArgs) (
 	now := s.now()
 	recs := make([]store.Record, 0, len(a.Records))
 	var refused []chord.ID
-	var view *ringView // read at the first record this node does not own
+	var views []*ringView // read at the first record this node does not own
 	for _, w := range a.Records {
 		pos := chord.KeyPosition([32]byte(w.Key))
-		owns := s.node.Owns(pos)
+		owns := s.owns(pos)
 		rec, live, err := s.admit(w, owns, now)
 		if err == nil && !owns {
-			if view == nil {
-				view = s.ringView()
-			}
-			if !view.mayHoldFrom(from, pos, int(rec.Replication), a.Skipped) {
+			if !s.mayHold(&views, from, pos, int(rec.Replication), a.Skipped) {
 				s.metrics.refused.WithLabelValues("window").Inc()
 				err = errOutOfWindow
 			}

@@ -205,14 +205,19 @@ func (s *Service) push(ctx context.Context, peer chord.NodeInfo, recs []store.Re
 
 // sendPages sends records to peer in pages of at most maxPageRecords records
 // and PageBytes value bytes, paced by the repair rate when paced is set.
+// A page goes from one position (sendingPosition of its records).
 func (s *Service) sendPages(ctx context.Context, peer chord.NodeInfo, recs []store.Record, paced bool) error {
 	refused := 0
 	for len(recs) > 0 {
 		var page []wireRecord
 		bytes := 0
+		from := s.sendingPosition(chord.KeyPosition(recs[0].Key))
 		for len(recs) > 0 && len(page) < maxPageRecords {
 			r := recs[0]
 			if len(page) > 0 && bytes+len(r.Value) > s.cfg.PageBytes {
+				break
+			}
+			if len(s.positions) > 1 && len(page) > 0 && s.sendingPosition(chord.KeyPosition(r.Key)) != from {
 				break
 			}
 			bytes += len(r.Value)
@@ -226,7 +231,7 @@ func (s *Service) sendPages(ctx context.Context, peer chord.NodeInfo, recs []sto
 		}
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 		var reply storeReply
-		err := s.tr.Call(cctx, peer, methodStore, storeArgs{Records: page, Skipped: s.suspects.current()}, &reply)
+		err := s.transport(from).Call(cctx, peer, methodStore, storeArgs{Records: page, Skipped: s.suspects.current()}, &reply)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("store %d records at %v: %w", len(page), peer, err)
@@ -259,7 +264,7 @@ func (s *Service) fetch(ctx context.Context, peer chord.NodeInfo, keys []chord.I
 		recs := make([]store.Record, 0, len(reply.Records))
 		now := s.now()
 		for _, w := range reply.Records {
-			rec, live, err := s.admit(w, s.node.Owns(chord.KeyPosition([32]byte(w.Key))), now)
+			rec, live, err := s.admit(w, s.owns(chord.KeyPosition([32]byte(w.Key))), now)
 			if err != nil || !live {
 				continue
 			}
@@ -302,20 +307,43 @@ func (s *Service) Maintain(ctx context.Context) error {
 	s.maintainMu.Lock()
 	defer s.maintainMu.Unlock()
 	gen := s.fresh.gen.Load()
-	pred, ok := s.node.Predecessor()
-	if !ok {
-		return nil // the arc is not known yet
+	// Each position's arc, while its predecessor is known; a position on
+	// the ring alone with this node's others has every record.
+	type arc struct {
+		p    *position
+		pred chord.ID
 	}
-	self := s.node.Self()
-	if pred.ID == self.ID {
+	var arcs []arc
+	alone := true
+	for _, p := range s.positions {
+		pred, ok := p.node.Predecessor()
+		if !ok {
+			continue // the arc is not known yet
+		}
+		arcs = append(arcs, arc{p, pred.ID})
+		alone = alone && samePhysical(pred, p.node.Self())
+	}
+	if len(arcs) == 0 {
+		return nil
+	}
+	if alone && len(arcs) == len(s.positions) {
 		s.syncedBy(gen)
 		return nil // alone on the ring: every record is ours and primary
 	}
-	err := errors.Join(
-		s.promote(ctx, pred.ID, self.ID),
-		s.place(ctx, self, pred.ID),
-		s.antiEntropy(ctx, self, pred.ID),
-	)
+	var errs []error
+	for _, a := range arcs {
+		errs = append(errs, s.promote(ctx, a.pred, a.p.node.Self().ID))
+	}
+	for _, g := range s.gaps() {
+		errs = append(errs, s.place(ctx, g))
+	}
+	for _, a := range arcs {
+		errs = append(errs, s.antiEntropy(ctx, a.p, a.pred))
+	}
+	err := errors.Join(errs...)
+	if err == nil && len(arcs) < len(s.positions) {
+		return nil // in sync only once every arc is
+	}
 	if err != nil {
 		s.metrics.rounds.WithLabelValues("error").Inc()
 		return err
@@ -380,11 +408,11 @@ func (s *Service) promote(ctx context.Context, pred, self chord.ID) error {
 	return err
 }
 
-// place walks the records outside this node's arc, owner by owner: each
-// owner gets what it lacks, and this node keeps a record only while it is
-// inside the record's replication window, as a replica.
-func (s *Service) place(ctx context.Context, self chord.NodeInfo, pred chord.ID) error {
-	cursor := self.ID
+// place walks the records of a gap between this node's arcs, owner by
+// owner: each owner gets what it lacks, and this node keeps a record only
+// while it is inside the record's replication window, as a replica.
+func (s *Service) place(ctx context.Context, g gap) error {
+	cursor, pred := g.from, g.to
 	for range maxOwnerGroups {
 		// The first record after the cursor in the foreign arc (cursor, pred].
 		var first *store.Record
@@ -398,7 +426,7 @@ func (s *Service) place(ctx context.Context, self chord.NodeInfo, pred chord.ID)
 			return nil
 		}
 		pos := chord.KeyPosition(first.Key)
-		res, err := s.node.Lookup(ctx, pos)
+		res, err := g.next.node.Lookup(ctx, pos)
 		if err != nil {
 			return fmt.Errorf("place: lookup %s: %w", pos.Short(), err)
 		}
@@ -407,8 +435,8 @@ func (s *Service) place(ctx context.Context, self chord.NodeInfo, pred chord.ID)
 		if !end.InHalfOpen(cursor, pred) {
 			end = pred
 		}
-		if res.Owner.ID != self.ID {
-			if err := s.placeGroup(ctx, self.ID, res, pos, cursor, end); err != nil {
+		if !samePhysical(res.Owner, g.next.node.Self()) {
+			if err := s.placeGroup(ctx, g.next, res, pos, cursor, end); err != nil {
 				return err
 			}
 		}
@@ -420,7 +448,8 @@ func (s *Service) place(ctx context.Context, self chord.NodeInfo, pred chord.ID)
 	return nil
 }
 
-func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.LookupResult, first, from, to chord.ID) error {
+func (s *Service) placeGroup(ctx context.Context, at *position, res chord.LookupResult, first, from, to chord.ID) error {
+	self := at.node.Self().ID
 	owner := res.Owner
 	// The owner's own successor list decides the replication windows: it is
 	// the list the owner replicates by, so keeping and pushing agree.
@@ -495,8 +524,8 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 		// and its successor stands in for it, keeping the group's records
 		// on its own window.
 		s.metrics.refused.WithLabelValues("suspect").Inc()
-		if p, ok := s.node.Predecessor(); ok && p.ID == owner.ID {
-			return s.standIn(ctx, self, from, to, mine)
+		if p, ok := at.node.Predecessor(); ok && p.ID == owner.ID {
+			return s.standIn(ctx, at, from, to, mine)
 		}
 		return nil
 	}
@@ -504,7 +533,7 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 	// does not make the owner, nor on a successor list that leaves out
 	// this node where it belongs, nor before the owner has confirmed that
 	// it holds every record let go (at its version or newer).
-	if why := s.implausibleOwner(self, owner, first, to, succs); why != "" {
+	if why := s.implausibleOwner(at, owner, first, to, succs); why != "" {
 		s.metrics.refused.WithLabelValues("placement").Inc()
 		s.log.Debug("keeping copies: the owner's claim does not agree with this node's view", "owner", owner.Addr, "why", why)
 		return nil
@@ -543,9 +572,9 @@ func (s *Service) placeGroup(ctx context.Context, self chord.ID, res chord.Looku
 // standIn keeps the records of (from, to], which a suspect owner would
 // hold, on this node's own window as if this node owned them (mine is this
 // node's digest of them).
-func (s *Service) standIn(ctx context.Context, self, from, to chord.ID, mine digestSet) error {
+func (s *Service) standIn(ctx context.Context, at *position, from, to chord.ID, mine digestSet) error {
 	var errs []error
-	for i, h := range s.windowOf(s.node.Self(), s.node.Successors(), s.cfg.MaxReplication) {
+	for i, h := range s.windowOf(at.node.Self(), at.node.Successors(), s.cfg.MaxReplication) {
 		if err := s.syncHolder(ctx, from, to, h, i+2, mine, false); err != nil {
 			errs = append(errs, fmt.Errorf("standing in for a suspect owner, with %v: %w", h, err))
 		}
@@ -560,18 +589,21 @@ func (s *Service) standIn(ctx context.Context, self, from, to chord.ID, mine dig
 // other than the owner (it would own some of them), the list is not in ring
 // order after the owner, it leaves out this node although this node lies
 // within it, or it names a node between this node's predecessor and itself.
-func (s *Service) implausibleOwner(self chord.ID, owner chord.NodeInfo, first, to chord.ID, succs []chord.NodeInfo) string {
-	known := append(s.node.Successors(), s.node.DistinctFingers()...)
-	if p, ok := s.node.Predecessor(); ok {
+func (s *Service) implausibleOwner(at *position, owner chord.NodeInfo, first, to chord.ID, succs []chord.NodeInfo) string {
+	self := at.node.Self().ID
+	known := append(at.node.Successors(), at.node.DistinctFingers()...)
+	if p, ok := at.node.Predecessor(); ok {
 		known = append(known, p)
 	}
-	known = append(known, s.node.Self())
+	for _, p := range s.positions {
+		known = append(known, p.node.Self())
+	}
 	for _, n := range known {
 		if n.ID != owner.ID && (n.ID == first || (n.ID.InHalfOpen(first, to) && first != to)) {
 			return fmt.Sprintf("%v lies among the records %s..%s that %v claims", n, first.Short(), to.Short(), owner)
 		}
 	}
-	pred, hasPred := s.node.Predecessor()
+	pred, hasPred := at.node.Predecessor()
 	prev := owner.ID
 	for _, n := range succs {
 		if n.ID == owner.ID {
@@ -650,12 +682,13 @@ func (s *Service) successorsOf(ctx context.Context, n chord.NodeInfo) ([]chord.N
 // suspect.go); a suspect that would be in it without that is still
 // compared, and probed with a few copies, so that it is cleared once it
 // holds what it takes.
-func (s *Service) antiEntropy(ctx context.Context, self chord.NodeInfo, pred chord.ID) error {
+func (s *Service) antiEntropy(ctx context.Context, p *position, pred chord.ID) error {
+	self := p.node.Self()
 	mine, err := s.digest(pred, self.ID)
 	if err != nil {
 		return fmt.Errorf("anti-entropy: %w", err)
 	}
-	succs := s.node.Successors()
+	succs := p.node.Successors()
 	var errs []error
 	for i, h := range s.windowOf(self, succs, s.cfg.MaxReplication) {
 		if err := s.syncHolder(ctx, pred, self.ID, h, i+2, mine, false); err != nil {
@@ -757,11 +790,26 @@ func (s *Service) holdsAtLeast(key [32]byte, v store.Version) bool {
 // HandOff gives the successor every record it lacks before this node
 // leaves, so that a graceful leave loses nothing. The successor's own
 // maintenance then promotes, places and replicates them.
+// With several positions, each hands its arc and the gap before it to its
+// own first successor on another node.
 func (s *Service) HandOff(ctx context.Context) error {
-	self := s.node.Self()
+	ps := slices.Clone(s.positions)
+	slices.SortFunc(ps, func(a, b *position) int { return a.node.Self().ID.Cmp(b.node.Self().ID) })
+	var errs []error
+	for i, p := range ps {
+		prev := ps[(i+len(ps)-1)%len(ps)].node.Self().ID
+		errs = append(errs, s.handOff(ctx, p, prev))
+	}
+	return errors.Join(errs...)
+}
+
+// handOff gives position p's first successor on another node the records of
+// (from, p] it lacks.
+func (s *Service) handOff(ctx context.Context, p *position, from chord.ID) error {
+	self := p.node.Self()
 	var succ *chord.NodeInfo
-	for _, n := range s.node.Successors() {
-		if n.ID != self.ID {
+	for _, n := range p.node.Successors() {
+		if !samePhysical(n, self) {
 			succ = &n
 			break
 		}
@@ -769,12 +817,12 @@ func (s *Service) HandOff(ctx context.Context) error {
 	if succ == nil {
 		return nil // alone: nobody to hand to
 	}
-	theirs, err := s.remoteVersions(ctx, *succ, versionsArgs{From: self.ID, To: self.ID, MinReplication: 1, Limit: maxPageRecords})
+	theirs, err := s.remoteVersions(ctx, *succ, versionsArgs{From: from, To: self.ID, MinReplication: 1, Limit: maxPageRecords})
 	if err != nil {
 		return fmt.Errorf("hand off: %w", err)
 	}
 	var send []store.Record
-	err = s.scanAll(ctx, self.ID, self.ID, func(r store.Record) error {
+	err = s.scanAll(ctx, from, self.ID, func(r store.Record) error {
 		if v, ok := theirs[chord.ID(r.Key)]; !ok || v.Compare(r.Version) < 0 {
 			send = append(send, r)
 		}

@@ -483,18 +483,31 @@ func (s *Service) replicate(ctx context.Context, rec store.Record, hs []chord.No
 }
 
 // sendBatch pushes one batch of records to a holder, within the call timeout.
+// A batch of records owned at several of this node's positions goes in one
+// call per position, each from its owner.
 func (s *Service) sendBatch(h chord.NodeInfo, recs []store.Record) ([]chord.ID, error) {
-	page := make([]wireRecord, len(recs))
-	for i, r := range recs {
-		page[i] = toWire(r)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.CallTimeout)
 	defer cancel()
-	var reply storeReply
-	if err := s.tr.Call(ctx, h, methodStore, storeArgs{Records: page, Skipped: s.suspects.current()}, &reply); err != nil {
-		return nil, err
+	var refused []chord.ID
+	for len(recs) > 0 {
+		from := s.sendingPosition(chord.KeyPosition(recs[0].Key))
+		var page []wireRecord
+		rest := recs[:0:0]
+		for _, r := range recs {
+			if len(s.positions) == 1 || s.sendingPosition(chord.KeyPosition(r.Key)) == from {
+				page = append(page, toWire(r))
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		recs = rest
+		var reply storeReply
+		if err := s.transport(from).Call(ctx, h, methodStore, storeArgs{Records: page, Skipped: s.suspects.current()}, &reply); err != nil {
+			return nil, err
+		}
+		refused = append(refused, reply.Refused...)
 	}
-	return reply.Refused, nil
+	return refused, nil
 }
 
 // Wait returns once every replica push that a PUT started has ended; each
@@ -705,9 +718,10 @@ func (s *Service) storedVersion(key [32]byte) (store.Version, bool) {
 
 // repairHolder sends one holder the current copies of the records it missed.
 func (s *Service) repairHolder(ctx context.Context, b debtBatch) {
-	self := s.node.Self()
-	succs := s.node.Successors()
-	if !containsNode(s.windowOf(self, succs, s.cfg.MaxReplication), b.peer.ID) {
+	inWindow := func(p *position, r int) bool {
+		return containsNode(s.windowOf(p.node.Self(), p.node.Successors(), r), b.peer.ID)
+	}
+	if !slices.ContainsFunc(s.positions, func(p *position) bool { return inWindow(p, s.cfg.MaxReplication) }) {
 		n := s.repairs.forget(b.peer.ID)
 		s.metrics.immediate.WithLabelValues("left_window").Add(float64(n))
 		return
@@ -718,7 +732,7 @@ func (s *Service) repairHolder(ctx context.Context, b debtBatch) {
 		if err != nil {
 			continue // gone or expired: nothing to repair
 		}
-		if !s.node.Owns(chord.KeyPosition(k)) || !containsNode(s.windowOf(self, succs, int(r.Replication)), b.peer.ID) {
+		if p := s.ownerOf(chord.KeyPosition(k)); p == nil || !inWindow(p, int(r.Replication)) {
 			continue // placement and anti-entropy decide about it now
 		}
 		recs = append(recs, r)

@@ -63,18 +63,18 @@ type Service struct {
 	metrics *metrics
 	now     func() time.Time
 
+	// positions are the ring positions this node stands at (virtual
+	// nodes; positions.go), in the order given: node and tr are the first's.
+	positions []*position
+
 	// kick starts a maintenance round; capacity 1 so that ring changes
 	// arriving during a round coalesce into one more round.
 	kick chan struct{}
-	// recheck queues the nodes that left this node's replication window
-	// (sendRechecks tells them); window is that window as last seen.
+	// recheck queues the nodes that left a position's replication window
+	// (sendRechecks tells them); windowMu guards each position's window
+	// and predecessor as last seen.
 	recheck  chan chord.NodeInfo
 	windowMu sync.Mutex
-	window   []chord.NodeInfo
-	// pred is the predecessor as last seen (on windowMu), to tell when
-	// this node's arc grew.
-	pred    chord.ID
-	hasPred bool
 
 	// maintainMu serialises maintenance rounds (Run's loop and tests).
 	maintainMu sync.Mutex
@@ -106,12 +106,25 @@ type Service struct {
 
 // New returns a Service over node, tr and db and registers its calls on node.
 func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, error) {
+	return NewPositions(cfg, []Position{{Node: node, Transport: tr}}, db)
+}
+
+// NewPositions returns a Service that stands at several positions of the
+// ring (virtual nodes) over one store, and registers its calls on each
+// position's ring. The first position's ring routes this node's requests.
+func NewPositions(cfg Config, ps []Position, db Records) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if node == nil || tr == nil || db == nil {
-		return nil, errors.New("dht: node, transport and records are required")
+	if len(ps) == 0 || db == nil {
+		return nil, errors.New("dht: a position and the records are required")
 	}
+	for _, p := range ps {
+		if p.Node == nil || p.Transport == nil {
+			return nil, errors.New("dht: every position needs its ring and transport")
+		}
+	}
+	node, tr := ps[0].Node, ps[0].Transport
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
@@ -164,8 +177,13 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 			}
 		}
 	}
+	for _, p := range ps {
+		s.positions = append(s.positions, &position{node: p.Node, tr: p.Transport})
+	}
 	s.register()
-	node.OnChange(s.onRingChange)
+	for _, p := range s.positions {
+		p.node.OnChange(func(ch chord.Change) { s.onRingChange(p, ch) })
+	}
 	return s, nil
 }
 
@@ -174,13 +192,13 @@ func New(cfg Config, node Overlay, tr chord.Transport, db Records) (*Service, er
 // this node and them pushed them out, which they cannot see from their own
 // neighbours, so without the hint they would keep their extra copies until
 // their next periodic round.
-func (s *Service) onRingChange(ch chord.Change) {
+func (s *Service) onRingChange(p *position, ch chord.Change) {
 	s.Kick()
-	self := s.node.Self().ID
-	window := holders(s.node.Self(), ch.Successors, s.cfg.MaxReplication)
+	self := p.node.Self().ID
+	window := holders(p.node.Self(), ch.Successors, s.cfg.MaxReplication)
 	s.windowMu.Lock()
-	prev := s.window
-	s.window = window
+	prev := p.window
+	p.window = window
 	// An arc that grew (the predecessor left or died, or is new) holds
 	// positions whose newest copies may be on other holders only: until a
 	// round has synced it, this node serves and versions them with its
@@ -188,14 +206,14 @@ func (s *Service) onRingChange(ch chord.Change) {
 	grew := false
 	if ch.Predecessor != nil {
 		np := ch.Predecessor.ID
-		if s.hasPred {
-			grew = np != s.pred && !np.InHalfOpen(s.pred, self)
+		if p.hasPred {
+			grew = np != p.pred && !np.InHalfOpen(p.pred, self)
 		} else {
 			// The first predecessor: the arc is new, unless the ring was
 			// built from nothing at once (its records are current).
 			grew = !s.cfg.StartInSync
 		}
-		s.pred, s.hasPred = ch.Predecessor.ID, true
+		p.pred, p.hasPred = ch.Predecessor.ID, true
 	}
 	s.windowMu.Unlock()
 	if grew {
@@ -289,7 +307,6 @@ func (s *Service) put(ctx context.Context, a putArgs) (int, error) {
 func (s *Service) putVersion(ctx context.Context, a putArgs) (int, store.Version, error) {
 	var acked store.Version
 	pos := chord.KeyPosition([32]byte(a.Key))
-	self := s.node.Self()
 	a.Route = true
 	calls := 0
 	var lastErr error
@@ -305,7 +322,7 @@ func (s *Service) putVersion(ctx context.Context, a putArgs) (int, store.Version
 		}
 		local := false
 		res, err := s.node.Route(ctx, pos, func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
-			if to.ID == self.ID {
+			if s.isLocal(to.ID) && s.owns(pos) {
 				local = true
 				v, err := s.ownerPut(ctx, a)
 				acked = v
@@ -400,7 +417,8 @@ func (s *Service) ownerPutOnce(ctx context.Context, a putArgs) (store.Version, e
 		return store.Version{}, fmt.Errorf("dht: read previous version: %w", err)
 	}
 	self := s.node.Self().ID
-	hs := s.windowOf(s.node.Self(), s.node.Successors(), int(a.Replication))
+	at := s.sendingPosition(chord.KeyPosition(key)) // the owner
+	hs := s.windowOf(at.node.Self(), at.node.Successors(), int(a.Replication))
 	need := min(s.cfg.WriteQuorum, int(a.Replication), len(hs)+1)
 	above := s.newestVersion(ctx, key, cur.Version)
 	if err := ctx.Err(); err != nil {
@@ -575,7 +593,7 @@ func (s *Service) newest(ctx context.Context, key [32]byte, nodes []chord.NodeIn
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		for _, c := range wave {
-			if c.ID != s.node.Self().ID {
+			if !s.isLocal(c.ID) {
 				calls++
 			}
 			wg.Go(func() {
@@ -629,7 +647,7 @@ func (s *Service) fetchOne(ctx context.Context, n chord.NodeInfo, key [32]byte) 
 // not own the key comes back with its referral instead.
 func (s *Service) ask(ctx context.Context, n chord.NodeInfo, a getArgs) (store.Record, chord.Reply, error) {
 	key := [32]byte(a.Key)
-	if n.ID == s.node.Self().ID {
+	if s.isLocal(n.ID) && (!a.Route || s.owns(chord.KeyPosition(key))) {
 		get := s.db.Get
 		if a.Route {
 			get = func(key [32]byte) (store.Record, error) { return s.ownRecord(ctx, key) }
@@ -688,12 +706,16 @@ func outcome(err error) string {
 }
 
 // handle registers a call whose parameters decode into A.
+// It is served at every position: a call for any of them reaches the one
+// store.
 func handle[A any](s *Service, method string, fn func(ctx context.Context, from chord.ID, a A) (any, error)) {
-	s.node.Handle(method, func(ctx context.Context, from chord.ID, _ string, params json.RawMessage) (any, error) {
-		var a A
-		if err := json.Unmarshal(params, &a); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", chord.ErrBadRequest, method, err)
-		}
-		return fn(ctx, from, a)
-	})
+	for _, p := range s.positions {
+		p.node.Handle(method, func(ctx context.Context, from chord.ID, _ string, params json.RawMessage) (any, error) {
+			var a A
+			if err := json.Unmarshal(params, &a); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", chord.ErrBadRequest, method, err)
+			}
+			return fn(context.WithValue(ctx, calledKey{}, p), from, a)
+		})
+	}
 }

@@ -127,9 +127,10 @@ func TestSuspectsBounded(t *testing.T) {
 // counted between it and the receiver, up to replication-1 of them.
 func TestMayHoldFromSkipped(t *testing.T) {
 	id := func(b byte) chord.ID { return chord.ID{b} }
+	at := func(b byte) chord.NodeInfo { return chord.NodeInfo{ID: id(b), Addr: fmt.Sprintf("node-%x", b)} }
 	// The receiver at 0x50; the sender at 0x10 owns the key at 0x08; 0x20,
 	// 0x30 and 0x40 lie between.
-	view := &ringView{self: id(0x50), pred: id(0x40), hasPred: true, known: []chord.ID{id(0x40), id(0x10), id(0x20), id(0x30), id(0x60)}}
+	view := &ringView{self: at(0x50), pred: id(0x40), hasPred: true, known: []chord.NodeInfo{at(0x40), at(0x10), at(0x20), at(0x30), at(0x60)}}
 	pos, from := id(0x08), id(0x10)
 	for _, c := range []struct {
 		r       int
@@ -189,6 +190,35 @@ func TestHoldersDistinctPhysical(t *testing.T) {
 					seen[h.Addr] = true
 				}
 			}
+		}
+	}
+}
+
+// TestMayHoldFromCountsPhysicalNodes: between the sender and the receiver,
+// further positions of the sender, of the receiver and of one other node
+// count as that many physical nodes; a receiver with several positions that
+// does not know the sender's address allows one node more (it may be the
+// sender's).
+func TestMayHoldFromCountsPhysicalNodes(t *testing.T) {
+	at := func(b byte, addr string) chord.NodeInfo { return chord.NodeInfo{ID: chord.ID{b}, Addr: addr} }
+	self := at(0x50, "me")
+	from, pos := chord.ID{0x10}, chord.ID{0x08}
+	for _, c := range []struct {
+		name  string
+		known []chord.NodeInfo
+		multi bool
+		r     int
+		ok    bool
+	}{
+		{"one other node at three positions", []chord.NodeInfo{at(0x10, "sender"), at(0x20, "b"), at(0x30, "b"), at(0x40, "b")}, true, 3, true},
+		{"two other nodes", []chord.NodeInfo{at(0x10, "sender"), at(0x20, "b"), at(0x30, "c")}, true, 3, false},
+		{"the sender's and this node's positions", []chord.NodeInfo{at(0x10, "sender"), at(0x20, "sender"), at(0x30, "me"), at(0x40, "b")}, true, 3, true},
+		{"sender unknown, one node may be its", []chord.NodeInfo{at(0x20, "b"), at(0x30, "c")}, true, 3, true},
+		{"sender unknown, one position per node", []chord.NodeInfo{at(0x20, "b"), at(0x30, "c")}, false, 3, false},
+	} {
+		v := &ringView{self: self, known: c.known, multi: c.multi}
+		if got := v.mayHoldFrom(from, pos, c.r, nil); got != c.ok {
+			t.Errorf("%s: %v; want %v", c.name, got, c.ok)
 		}
 	}
 }

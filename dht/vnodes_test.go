@@ -1,0 +1,246 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/chord/chordtest"
+	"github.com/durachord/durachord/store"
+	"github.com/durachord/durachord/store/storetest"
+)
+
+// A test ring of physical nodes that each stand at several positions: one
+// store and one records layer per physical node, a chord.Node per position.
+
+type vmember struct {
+	addr  string
+	nodes []*chord.Node
+	db    *store.Store
+	svc   *Service
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+}
+
+type vring struct {
+	t       *testing.T
+	net     *chordtest.Network
+	members []*vmember
+}
+
+// newVRing starts n physical nodes of v positions each, joined one position
+// at a time, and waits until every position's neighbours are right.
+func newVRing(t *testing.T, n, v int) *vring {
+	t.Helper()
+	net, err := chordtest.New(chordtest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &vring{t: t, net: net}
+	for i := range n {
+		r.add(i, v)
+	}
+	r.waitStable()
+	return r
+}
+
+func (r *vring) add(seq, v int) *vmember {
+	t := r.t
+	t.Helper()
+	m := &vmember{addr: fmt.Sprintf("node-%d", seq), db: storetest.OpenTemp(t)}
+	ncfg := testNodeConfig()
+	var ps []Position
+	for i := range v {
+		info := chord.NodeInfo{ID: chord.KeyPosition([32]byte{byte(seq), 0xd5, byte(i)}), Addr: m.addr}
+		tr := r.net.Transport(info)
+		node, err := chord.New(ncfg, info, tr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.nodes = append(m.nodes, node)
+		ps = append(ps, Position{Node: node, Transport: tr})
+	}
+	cfg := DefaultConfig()
+	cfg.MaintainInterval = time.Hour
+	cfg.SweepInterval = time.Hour
+	cfg.RepairRate = 1 << 20
+	cfg.CallTimeout = 500 * time.Millisecond
+	svc, err := NewPositions(cfg, ps, m.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.svc = svc
+	t.Cleanup(func() { svc.Wait() })
+	ctx, stop := context.WithCancel(context.Background())
+	m.stop = stop
+	for i, node := range m.nodes {
+		if i == 0 {
+			r.net.Listen(node.Self(), node)
+		} else {
+			r.net.ListenAt(node.Self(), node)
+		}
+		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		switch {
+		case seq == 0 && i == 0:
+			err = node.Create()
+		case i == 0:
+			err = node.Join(jctx, []string{"node-0"})
+		default:
+			err = node.JoinThrough(jctx, []chord.NodeInfo{m.nodes[0].Self()})
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("join %v: %v", node.Self(), err)
+		}
+		m.wg.Go(func() { _ = node.Run(ctx) })
+	}
+	t.Cleanup(func() { stop(); m.wg.Wait() })
+	r.members = append(r.members, m)
+	return m
+}
+
+// positions returns every position of the ring in ring order.
+func (r *vring) positions() []chord.NodeInfo {
+	var all []chord.NodeInfo
+	for _, m := range r.members {
+		for _, n := range m.nodes {
+			all = append(all, n.Self())
+		}
+	}
+	slices.SortFunc(all, func(a, b chord.NodeInfo) int { return a.ID.Cmp(b.ID) })
+	return all
+}
+
+func (r *vring) waitStable() {
+	r.t.Helper()
+	all := r.positions()
+	k := len(all)
+	stable := func() bool {
+		for _, m := range r.members {
+			for _, node := range m.nodes {
+				i := slices.IndexFunc(all, func(n chord.NodeInfo) bool { return n.ID == node.Self().ID })
+				pred, ok := node.Predecessor()
+				if k > 1 && (!ok || pred.ID != all[(i+k-1)%k].ID) {
+					return false
+				}
+				succ := node.Successors()
+				want := min(chord.DefaultConfig().SuccessorListLen, k-1)
+				if len(succ) < want {
+					return false
+				}
+				for j := range want {
+					if succ[j].ID != all[(i+1+j)%k].ID {
+						return false
+					}
+				}
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !stable() {
+		if time.Now().After(deadline) {
+			r.t.Fatal("ring did not stabilise within 30s")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+// window returns the physical nodes (addresses) that should hold the key at
+// pos with replication repl: the first repl distinct ones from its owner.
+func (r *vring) window(pos chord.ID, repl int) []string {
+	all := r.positions()
+	at, _ := slices.BinarySearchFunc(all, pos, func(n chord.NodeInfo, id chord.ID) int { return n.ID.Cmp(id) })
+	var out []string
+	for j := range all {
+		n := all[(at+j)%len(all)]
+		if !slices.Contains(out, n.Addr) {
+			out = append(out, n.Addr)
+		}
+		if len(out) == repl {
+			break
+		}
+	}
+	return out
+}
+
+// TestVirtualNodesPlacement: with four positions per physical node, at every
+// ring size from 1 to 8, each record ends up on the first replication
+// distinct physical nodes from its owner and on no other, through PUTs at
+// every node and maintenance rounds, and again after one more node joins
+// with four positions; every record reads back through every node.
+func TestVirtualNodesPlacement(t *testing.T) {
+	const (
+		v    = 4
+		keys = 40
+		repl = 3
+	)
+	for n := 1; n <= 8; n++ {
+		t.Run(fmt.Sprintf("%d nodes", n), func(t *testing.T) {
+			r := newVRing(t, n, v)
+			ctx := context.Background()
+			for i := range keys {
+				m := r.members[i%n]
+				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := m.svc.Put(pctx, key(i), value(i, 1), time.Hour, repl)
+				cancel()
+				if err != nil {
+					t.Fatalf("Put(key-%d) via %s = %v", i, m.addr, err)
+				}
+			}
+			settle := func() {
+				for _, m := range r.members {
+					m.svc.Wait()
+				}
+				for range 3 {
+					for _, m := range r.members {
+						if err := m.svc.Maintain(ctx); err != nil {
+							t.Logf("Maintain at %s: %v", m.addr, err)
+						}
+					}
+				}
+				for _, m := range r.members {
+					m.svc.Wait()
+				}
+			}
+			check := func(when string) {
+				for i := range keys {
+					pos := chord.KeyPosition(key(i))
+					want := r.window(pos, repl)
+					var got []string
+					for _, m := range r.members {
+						if rec, err := m.db.Get(key(i)); err == nil && bytes.Equal(rec.Value, value(i, 1)) {
+							got = append(got, m.addr)
+						}
+					}
+					slices.Sort(got)
+					slices.Sort(want)
+					if !slices.Equal(got, want) {
+						t.Errorf("%s: key-%d at %s: held by %v; want %v", when, i, pos.Short(), got, want)
+					}
+					for _, m := range r.members {
+						gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+						v, err := m.svc.Get(gctx, key(i))
+						cancel()
+						if err != nil || !bytes.Equal(v, value(i, 1)) {
+							t.Errorf("%s: Get(key-%d) via %s = %q, %v", when, i, m.addr, v, err)
+						}
+					}
+				}
+			}
+			settle()
+			check("after the PUTs")
+			// A node joins with four positions: the arcs and windows it
+			// takes move to it, and the copies that left their windows go.
+			r.add(n, v)
+			r.waitStable()
+			settle()
+			check("after a join")
+		})
+	}
+}
