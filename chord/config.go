@@ -76,6 +76,10 @@ type Config struct {
 	Logger hclog.Logger
 	// Metrics registers the node's collectors. Default (nil): unregistered.
 	Metrics prometheus.Registerer
+	// MetaKey is the MetaStore key under which the node keeps its peers.
+	// Default "chord.peers"; further positions of one node sharing a store
+	// need keys of their own.
+	MetaKey string
 }
 
 // DefaultConfig returns the defaults documented on each field.

@@ -644,6 +644,14 @@ func (n *Node) fire(ch Change, fns []func(Change)) {
 	}
 }
 
+// metaKey is the MetaStore key of the node's saved peers.
+func (n *Node) metaKey() string {
+	if n.cfg.MetaKey != "" {
+		return n.cfg.MetaKey
+	}
+	return metaPeersKey
+}
+
 // savedPeers is the JSON value stored under metaPeersKey.
 type savedPeers struct {
 	Predecessor *NodeInfo  `json:"predecessor,omitempty"`
@@ -668,7 +676,7 @@ func (n *Node) savePeers() {
 	if err != nil || string(b) == string(last) {
 		return
 	}
-	if err := n.meta.SetMeta(metaPeersKey, b); err != nil {
+	if err := n.meta.SetMeta(n.metaKey(), b); err != nil {
 		n.log.Warn("could not save peers", "error", err)
 		return
 	}
@@ -681,7 +689,7 @@ func (n *Node) loadPeers() ([]NodeInfo, error) {
 	if n.meta == nil {
 		return nil, nil
 	}
-	b, err := n.meta.Meta(metaPeersKey)
+	b, err := n.meta.Meta(n.metaKey())
 	if err != nil {
 		return nil, fmt.Errorf("read saved peers: %w", err)
 	}

@@ -61,20 +61,41 @@ func (n *Node) Walk(ctx context.Context, max int) ([]Status, error) {
 	if max < 1 {
 		return nil, nil
 	}
-	cur := n.Status()
+	return walkRing(ctx, n.Status(), max, func(ctx context.Context, to NodeInfo, st *Status) error {
+		return n.call(ctx, to, methodStatus, nil, st)
+	})
+}
+
+// WalkFrom is Walk for a process that is not (yet) on the ring: it starts
+// at the member at addr (any ID) and calls through tr.
+func WalkFrom(ctx context.Context, tr Transport, addr string, max int) ([]Status, error) {
+	if max < 1 {
+		return nil, nil
+	}
+	var first Status
+	if err := tr.Call(ctx, NodeInfo{Addr: addr}, methodStatus, nil, &first); err != nil {
+		return nil, fmt.Errorf("walk: status of %s: %w", addr, err)
+	}
+	return walkRing(ctx, first, max, func(ctx context.Context, to NodeInfo, st *Status) error {
+		return tr.Call(ctx, to, methodStatus, nil, st)
+	})
+}
+
+func walkRing(ctx context.Context, cur Status, max int, status func(context.Context, NodeInfo, *Status) error) ([]Status, error) {
+	start := cur.ID
 	out := []Status{cur}
-	seen := map[ID]bool{n.self.ID: true}
+	seen := map[ID]bool{start: true}
 	for len(out) < max {
 		var next *Status
 		for _, s := range cur.Successors {
-			if s.ID == n.self.ID {
+			if s.ID == start {
 				return out, nil
 			}
 			if seen[s.ID] {
 				return out, fmt.Errorf("walk: ring loops back to %s before reaching this node: %w", s, ErrInternal)
 			}
 			var st Status
-			if err := n.call(ctx, s, methodStatus, nil, &st); err != nil {
+			if err := status(ctx, s, &st); err != nil {
 				if ctx.Err() != nil {
 					return out, err
 				}
