@@ -98,8 +98,14 @@ func ChoosePositions(ring []NodeInfo, self string, cands []ID, have []int, v int
 			arc := frac(e[s].pos - pred(s))
 			take := frac(p - pred(s))
 			var p1, p2 float64
+			if len(e) == 1 {
+				arc = 1 // one position owns the whole circle
+			}
 			if o == self {
-				p1, p2 = -1e300, arc // splitting its own arc gains nothing
+				// Splitting its own arc gains nothing but an even spread
+				// (a node alone on the ring): the smaller piece, the
+				// better the larger it is.
+				p1, p2 = -1e300, min(take, arc-take)
 			} else {
 				os := shares[o]
 				hiTake := math.Max(topxHi*aim, math.Min(os-target, topxCap*target-mine))

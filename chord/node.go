@@ -50,6 +50,9 @@ type Report struct {
 	Requests    uint64
 	RequestRate float64
 	Admin       string
+	// Positions are every ring position of the node's process, its node ID
+	// first (virtual nodes); nil for a process at one position.
+	Positions []ID
 }
 
 // remembered is a peer evicted from this node's tables, kept for probing.
@@ -104,6 +107,8 @@ type Node struct {
 	refusals refusalLog
 	// savedPeers is the last value written under metaPeersKey.
 	savedPeers []byte
+	// seedRule, if set, replaces lowestOfSaved in Start (SetSeedRule).
+	seedRule func() (bool, error)
 }
 
 var _ Handler = (*Node)(nil)

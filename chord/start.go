@@ -44,7 +44,7 @@ func (n *Node) Start(ctx context.Context, bootstrap []string) error {
 			n.log.Info("no bootstrap peer and none remembered: starting a new ring")
 			return n.Create()
 		}
-		seed, serr := n.lowestOfSaved()
+		seed, serr := n.isSeed()
 		switch {
 		case serr != nil:
 			return errors.Join(err, serr)
@@ -60,6 +60,18 @@ func (n *Node) Start(ctx context.Context, bootstrap []string) error {
 		}
 		return n.RememberSaved()
 	}
+	return n.retryJoin(ctx, attempt)
+}
+
+// StartThrough enters the ring through peers (JoinThrough), retrying as
+// Start does: a further position of a node joins through one of its others.
+func (n *Node) StartThrough(ctx context.Context, peers []NodeInfo) error {
+	return n.retryJoin(ctx, func(ctx context.Context) error { return n.JoinThrough(ctx, peers) })
+}
+
+// retryJoin runs attempt, each bounded by LookupTimeout + CallTimeout, with
+// Start's backoff until it succeeds or ctx ends.
+func (n *Node) retryJoin(ctx context.Context, attempt func(context.Context) error) error {
 	backoff := startBackoff
 	for {
 		actx, cancel := context.WithTimeout(ctx, n.cfg.LookupTimeout+n.cfg.CallTimeout)
@@ -81,6 +93,26 @@ func (n *Node) Start(ctx context.Context, bootstrap []string) error {
 		}
 		backoff = min(2*backoff, maxStartBackoff)
 	}
+}
+
+// SetSeedRule replaces the whole-ring restart rule of Start (is this node's
+// ID below every saved peer's) with fn, for a process at several positions:
+// it starts the ring when its lowest position is below every peer that any
+// of its positions saved. Call it before Start.
+func (n *Node) SetSeedRule(fn func() (bool, error)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.seedRule = fn
+}
+
+func (n *Node) isSeed() (bool, error) {
+	n.mu.Lock()
+	fn := n.seedRule
+	n.mu.Unlock()
+	if fn != nil {
+		return fn()
+	}
+	return n.lowestOfSaved()
 }
 
 // lowestOfSaved reports whether this node's ID is below every saved peer's.

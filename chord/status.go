@@ -22,6 +22,9 @@ type Status struct {
 	Requests    uint64  `json:"requests"`
 	RequestRate float64 `json:"request_rate"`
 	Admin       string  `json:"admin,omitempty"`
+	// Positions are every ring position of the node's process, its node ID
+	// first (virtual nodes); omitted for a process at one position.
+	Positions []ID `json:"positions,omitempty"`
 }
 
 // Status returns the node's current view.
@@ -48,7 +51,7 @@ func (n *Node) Status() Status {
 	n.mu.Unlock()
 	if report != nil {
 		r := report()
-		st.Records, st.Requests, st.RequestRate, st.Admin = r.Records, r.Requests, r.RequestRate, r.Admin
+		st.Records, st.Requests, st.RequestRate, st.Admin, st.Positions = r.Records, r.Requests, r.RequestRate, r.Admin, r.Positions
 	}
 	return st
 }

@@ -112,6 +112,13 @@ type RingConfig struct {
 	// CacheSize is the number of nodes kept in the lookup cache; 0 turns the
 	// cache off. Default 1024.
 	CacheSize int `toml:"cache_size"`
+	// VNodes is the number of ring positions each node stands at (virtual
+	// nodes), the same across a cluster: position 0 is the node ID, the
+	// others are chosen among the 255 more its certificate proves when the
+	// node first stands at them, and kept in its data directory. It may be
+	// raised on a running node (a restart adds positions); it may not be
+	// lowered. At most 16. Default 1.
+	VNodes int `toml:"vnodes"`
 }
 
 // RecordsConfig sets record lifetimes, replication and maintenance
@@ -256,6 +263,7 @@ func Default() Config {
 			LookupTimeout:            D(5 * time.Second),
 			MaxHops:                  32,
 			CacheSize:                1024,
+			VNodes:                   1,
 		},
 		Records: RecordsConfig{
 			DefaultTTL:         D(time.Hour),

@@ -138,6 +138,8 @@ func (c Config) checkRing() error {
 		positive("ring.lookup_timeout", r.LookupTimeout),
 		atLeast("ring.max_hops", r.MaxHops, 1),
 		atLeast("ring.cache_size", r.CacheSize, 0),
+		atLeast("ring.vnodes", r.VNodes, 1),
+		atMost("ring.vnodes", r.VNodes, 16),
 	); err != nil {
 		return err
 	}

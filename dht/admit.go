@@ -62,7 +62,7 @@ type ringView struct {
 }
 
 func (s *Service) ringView(p *position) *ringView {
-	v := &ringView{self: p.node.Self(), multi: len(s.positions) > 1}
+	v := &ringView{self: p.node.Self(), multi: len(s.ps()) > 1}
 	if pr, ok := p.node.Predecessor(); ok {
 		v.pred, v.hasPred = pr.ID, true
 		v.known = append(v.known, pr)
@@ -84,7 +84,7 @@ func (s *Service) ringView(p *position) *ringView {
 // record of a call that needs them).
 func (s *Service) mayHold(views *[]*ringView, from, pos chord.ID, r int, skipped []chord.ID) bool {
 	if *views == nil {
-		for _, p := range s.positions {
+		for _, p := range s.ps() {
 			*views = append(*views, s.ringView(p))
 		}
 	}

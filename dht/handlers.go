@@ -16,15 +16,15 @@ const (
 	maxFetchKeys   = 1024
 )
 
-func (s *Service) register() {
-	handle(s, methodPut, s.handlePut)
-	handle(s, methodGet, s.handleGet)
-	handle(s, methodStore, s.handleStore)
-	handle(s, methodRange, s.handleRange)
-	handle(s, methodDigest, s.handleDigest)
-	handle(s, methodVersions, s.handleVersions)
-	handle(s, methodFetch, s.handleFetch)
-	handle(s, methodRecheck, s.handleRecheck)
+func (s *Service) register(p *position) {
+	handle(s, p, methodPut, s.handlePut)
+	handle(s, p, methodGet, s.handleGet)
+	handle(s, p, methodStore, s.handleStore)
+	handle(s, p, methodRange, s.handleRange)
+	handle(s, p, methodDigest, s.handleDigest)
+	handle(s, p, methodVersions, s.handleVersions)
+	handle(s, p, methodFetch, s.handleFetch)
+	handle(s, p, methodRecheck, s.handleRecheck)
 }
 
 // recheckArgs is empty: the call only says "your copies may have left a

@@ -217,7 +217,7 @@ func (s *Service) sendPages(ctx context.Context, peer chord.NodeInfo, recs []sto
 			if len(page) > 0 && bytes+len(r.Value) > s.cfg.PageBytes {
 				break
 			}
-			if len(s.positions) > 1 && len(page) > 0 && s.sendingPosition(chord.KeyPosition(r.Key)) != from {
+			if len(s.ps()) > 1 && len(page) > 0 && s.sendingPosition(chord.KeyPosition(r.Key)) != from {
 				break
 			}
 			bytes += len(r.Value)
@@ -315,7 +315,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 	}
 	var arcs []arc
 	alone := true
-	for _, p := range s.positions {
+	for _, p := range s.ps() {
 		pred, ok := p.node.Predecessor()
 		if !ok {
 			continue // the arc is not known yet
@@ -326,7 +326,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 	if len(arcs) == 0 {
 		return nil
 	}
-	if alone && len(arcs) == len(s.positions) {
+	if alone && len(arcs) == len(s.ps()) {
 		s.syncedBy(gen)
 		return nil // alone on the ring: every record is ours and primary
 	}
@@ -341,7 +341,7 @@ func (s *Service) Maintain(ctx context.Context) error {
 		errs = append(errs, s.antiEntropy(ctx, a.p, a.pred))
 	}
 	err := errors.Join(errs...)
-	if err == nil && len(arcs) < len(s.positions) {
+	if err == nil && len(arcs) < len(s.ps()) {
 		return nil // in sync only once every arc is
 	}
 	if err != nil {
@@ -595,7 +595,7 @@ func (s *Service) implausibleOwner(at *position, owner chord.NodeInfo, first, to
 	if p, ok := at.node.Predecessor(); ok {
 		known = append(known, p)
 	}
-	for _, p := range s.positions {
+	for _, p := range s.ps() {
 		known = append(known, p.node.Self())
 	}
 	for _, n := range known {
@@ -793,7 +793,7 @@ func (s *Service) holdsAtLeast(key [32]byte, v store.Version) bool {
 // With several positions, each hands its arc and the gap before it to its
 // own first successor on another node.
 func (s *Service) HandOff(ctx context.Context) error {
-	ps := slices.Clone(s.positions)
+	ps := slices.Clone(s.ps())
 	slices.SortFunc(ps, func(a, b *position) int { return a.node.Self().ID.Cmp(b.node.Self().ID) })
 	var errs []error
 	for i, p := range ps {

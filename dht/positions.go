@@ -42,10 +42,13 @@ type position struct {
 	hasPred bool
 }
 
+// ps returns the positions this node stands at, the first one first.
+func (s *Service) ps() []*position { return *s.positions.Load() }
+
 // transport returns the transport of calls made from p: Service.tr for the
 // first position (which tests may wrap), p's own for the others.
 func (s *Service) transport(p *position) chord.Transport {
-	if p == s.positions[0] {
+	if p == s.ps()[0] {
 		return s.tr
 	}
 	return p.tr
@@ -60,12 +63,12 @@ func (s *Service) calledAt(ctx context.Context) *position {
 	if p, ok := ctx.Value(calledKey{}).(*position); ok {
 		return p
 	}
-	return s.positions[0]
+	return s.ps()[0]
 }
 
 // ownerOf returns the local position that owns id, or nil.
 func (s *Service) ownerOf(id chord.ID) *position {
-	for _, p := range s.positions {
+	for _, p := range s.ps() {
 		if p.node.Owns(id) {
 			return p
 		}
@@ -78,7 +81,7 @@ func (s *Service) owns(id chord.ID) bool { return s.ownerOf(id) != nil }
 
 // isLocal reports whether id is one of this node's positions.
 func (s *Service) isLocal(id chord.ID) bool {
-	for _, p := range s.positions {
+	for _, p := range s.ps() {
 		if p.node.Self().ID == id {
 			return true
 		}
@@ -89,8 +92,8 @@ func (s *Service) isLocal(id chord.ID) bool {
 // sendingPosition returns the local position nearest after pos (pos
 // itself included): the owner of pos when a local position owns it.
 func (s *Service) sendingPosition(pos chord.ID) *position {
-	best := s.positions[0]
-	for _, p := range s.positions[1:] {
+	best := s.ps()[0]
+	for _, p := range s.ps()[1:] {
 		if pos.Distance(p.node.Self().ID).Cmp(pos.Distance(best.node.Self().ID)) < 0 {
 			best = p
 		}
@@ -111,7 +114,7 @@ type gap struct {
 // stretch from the previous local position, has no gap before it: nothing
 // there is placed until its view settles.
 func (s *Service) gaps() []gap {
-	ps := slices.Clone(s.positions)
+	ps := slices.Clone(s.ps())
 	slices.SortFunc(ps, func(a, b *position) int { return a.node.Self().ID.Cmp(b.node.Self().ID) })
 	var out []gap
 	for i, p := range ps {

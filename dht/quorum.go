@@ -494,7 +494,7 @@ func (s *Service) sendBatch(h chord.NodeInfo, recs []store.Record) ([]chord.ID, 
 		var page []wireRecord
 		rest := recs[:0:0]
 		for _, r := range recs {
-			if len(s.positions) == 1 || s.sendingPosition(chord.KeyPosition(r.Key)) == from {
+			if len(s.ps()) == 1 || s.sendingPosition(chord.KeyPosition(r.Key)) == from {
 				page = append(page, toWire(r))
 			} else {
 				rest = append(rest, r)
@@ -721,7 +721,7 @@ func (s *Service) repairHolder(ctx context.Context, b debtBatch) {
 	inWindow := func(p *position, r int) bool {
 		return containsNode(s.windowOf(p.node.Self(), p.node.Successors(), r), b.peer.ID)
 	}
-	if !slices.ContainsFunc(s.positions, func(p *position) bool { return inWindow(p, s.cfg.MaxReplication) }) {
+	if !slices.ContainsFunc(s.ps(), func(p *position) bool { return inWindow(p, s.cfg.MaxReplication) }) {
 		n := s.repairs.forget(b.peer.ID)
 		s.metrics.immediate.WithLabelValues("left_window").Add(float64(n))
 		return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -65,7 +66,9 @@ type Service struct {
 
 	// positions are the ring positions this node stands at (virtual
 	// nodes; positions.go), in the order given: node and tr are the first's.
-	positions []*position
+	// Replaced wholesale (AddPosition), never changed in place.
+	positions atomic.Pointer[[]*position]
+	addMu     sync.Mutex // serialises AddPosition
 
 	// kick starts a maintenance round; capacity 1 so that ring changes
 	// arriving during a round coalesce into one more round.
@@ -177,14 +180,38 @@ func NewPositions(cfg Config, ps []Position, db Records) (*Service, error) {
 			}
 		}
 	}
+	var list []*position
 	for _, p := range ps {
-		s.positions = append(s.positions, &position{node: p.Node, tr: p.Transport})
+		list = append(list, &position{node: p.Node, tr: p.Transport})
 	}
-	s.register()
-	for _, p := range s.positions {
-		p.node.OnChange(func(ch chord.Change) { s.onRingChange(p, ch) })
+	s.positions.Store(&list)
+	for _, p := range list {
+		s.attach(p)
 	}
 	return s, nil
+}
+
+// AddPosition makes the Service stand at one more position (a ring that
+// has not joined yet): its calls are registered on p.Node, and maintenance
+// counts its arc from the next round on.
+func (s *Service) AddPosition(p Position) error {
+	if p.Node == nil || p.Transport == nil {
+		return errors.New("dht: a position needs its ring and transport")
+	}
+	s.addMu.Lock()
+	defer s.addMu.Unlock()
+	np := &position{node: p.Node, tr: p.Transport}
+	list := append(slices.Clone(s.ps()), np)
+	s.positions.Store(&list)
+	s.attach(np)
+	return nil
+}
+
+// attach registers the Service's calls on position p and follows its
+// ring changes.
+func (s *Service) attach(p *position) {
+	s.register(p)
+	p.node.OnChange(func(ch chord.Change) { s.onRingChange(p, ch) })
 }
 
 // onRingChange starts a maintenance round, and queues a recheck hint for the
@@ -706,16 +733,13 @@ func outcome(err error) string {
 }
 
 // handle registers a call whose parameters decode into A.
-// It is served at every position: a call for any of them reaches the one
-// store.
-func handle[A any](s *Service, method string, fn func(ctx context.Context, from chord.ID, a A) (any, error)) {
-	for _, p := range s.positions {
-		p.node.Handle(method, func(ctx context.Context, from chord.ID, _ string, params json.RawMessage) (any, error) {
-			var a A
-			if err := json.Unmarshal(params, &a); err != nil {
-				return nil, fmt.Errorf("%w: %s: %v", chord.ErrBadRequest, method, err)
-			}
-			return fn(context.WithValue(ctx, calledKey{}, p), from, a)
-		})
-	}
+// It is served at position p; every position's calls reach the one store.
+func handle[A any](s *Service, p *position, method string, fn func(ctx context.Context, from chord.ID, a A) (any, error)) {
+	p.node.Handle(method, func(ctx context.Context, from chord.ID, _ string, params json.RawMessage) (any, error) {
+		var a A
+		if err := json.Unmarshal(params, &a); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", chord.ErrBadRequest, method, err)
+		}
+		return fn(context.WithValue(ctx, calledKey{}, p), from, a)
+	})
 }

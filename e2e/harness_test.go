@@ -93,6 +93,8 @@ type ClusterOptions struct {
 	LogLevel string
 	// WriteQuorum is records.write_quorum; 0 keeps the product default.
 	WriteQuorum int
+	// VNodes is ring.vnodes; 0 keeps the product default.
+	VNodes int
 }
 
 // Cluster is a set of dhtd processes sharing a CA and an HMAC key, each on
@@ -260,6 +262,9 @@ func (c *Cluster) NewNode(opts NodeOptions) *Node {
 	cfg.WriteString(opts.ExtraConfig + "\n")
 	cfg.WriteString("[ring]\nstabilize_interval = \"100ms\"\nfix_fingers_interval = \"100ms\"\n" +
 		"check_predecessor_interval = \"300ms\"\ncall_timeout = \"1s\"\nlookup_timeout = \"3s\"\n")
+	if c.opts.VNodes > 0 {
+		fmt.Fprintf(&cfg, "vnodes = %d\n", c.opts.VNodes)
+	}
 	cfg.WriteString("[records]\nrepair_interval = \"2s\"\nsweep_interval = \"1s\"\nrepair_rate = 5000\n")
 	if c.opts.Replication > 0 {
 		fmt.Fprintf(&cfg, "default_replication = %d\n", c.opts.Replication)
@@ -489,6 +494,10 @@ type Status struct {
 		Replica int64 `json:"replica"`
 	} `json:"records"`
 	Ready bool `json:"ready"`
+	// Positions and PositionStatus: every ring position of the node and
+	// each one's view (virtual nodes).
+	Positions      []chord.ID `json:"positions"`
+	PositionStatus []Status   `json:"position_status"`
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
@@ -627,6 +636,9 @@ func (c *Cluster) WaitStable(ctx context.Context) {
 
 // unstable returns why the ring is not stable yet, or "".
 func (c *Cluster) unstable(ctx context.Context) string {
+	if c.opts.VNodes > 1 {
+		return c.positionsUnstable(ctx, false)
+	}
 	live := c.LiveMembers()
 	slices.SortFunc(live, func(a, b *Node) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	for i, n := range live {
@@ -658,6 +670,9 @@ func (c *Cluster) WaitSettled(ctx context.Context) {
 	t.Helper()
 	c.WaitStable(ctx)
 	poll(t, ctx, 50*time.Millisecond, "successor lists and predecessors settled", func() string {
+		if c.opts.VNodes > 1 {
+			return c.positionsUnstable(ctx, true)
+		}
 		live := c.LiveMembers()
 		slices.SortFunc(live, func(a, b *Node) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 		for i, n := range live {
@@ -687,6 +702,58 @@ func (c *Cluster) WaitSettled(ctx context.Context) {
 		}
 		return ""
 	})
+}
+
+// positionsUnstable is unstable for nodes at several positions: every live
+// member stands at its VNodes positions, is ready, and each position's
+// first successor is the next position of the live members on the circle;
+// settled also wants each position's true predecessor and the next distinct
+// positions at the head of its successor list.
+func (c *Cluster) positionsUnstable(ctx context.Context, settled bool) string {
+	type pos struct {
+		st   Status
+		node *Node
+	}
+	var all []pos
+	for _, n := range c.LiveMembers() {
+		st, err := n.Status(ctx)
+		switch {
+		case err != nil:
+			return fmt.Sprintf("%s: %v", n.Name, err)
+		case st.ID != n.ID:
+			return fmt.Sprintf("%s reports ID %s, want %s", n.Name, st.ID.Short(), n.ID.Short())
+		case !st.Ready:
+			return fmt.Sprintf("%s not ready", n.Name)
+		case len(st.PositionStatus) != c.opts.VNodes:
+			return fmt.Sprintf("%s stands at %d of %d positions", n.Name, len(st.PositionStatus), c.opts.VNodes)
+		}
+		for _, p := range st.PositionStatus {
+			all = append(all, pos{p, n})
+		}
+	}
+	slices.SortFunc(all, func(a, b pos) int { return bytes.Compare(a.st.ID[:], b.st.ID[:]) })
+	k := len(all)
+	for i, p := range all {
+		next := all[(i+1)%k].st.ID
+		switch {
+		case k > 1 && len(p.st.Successors) == 0:
+			return fmt.Sprintf("%s position %s has no successor", p.node.Name, p.st.ID.Short())
+		case k > 1 && p.st.Successors[0].ID != next:
+			return fmt.Sprintf("%s position %s: successor %s, want %s", p.node.Name, p.st.ID.Short(), p.st.Successors[0].ID.Short(), next.Short())
+		}
+		if !settled || k == 1 {
+			continue
+		}
+		if prev := all[(i+k-1)%k].st.ID; p.st.Predecessor == nil || p.st.Predecessor.ID != prev {
+			return fmt.Sprintf("%s position %s: predecessor %v, want %s", p.node.Name, p.st.ID.Short(), p.st.Predecessor, prev.Short())
+		}
+		for j := range min(k-1, successorListLen) {
+			if j >= len(p.st.Successors) || p.st.Successors[j].ID != all[(i+1+j)%k].st.ID {
+				return fmt.Sprintf("%s position %s: successor list %v not settled at %d", p.node.Name, p.st.ID.Short(), p.st.Successors, j)
+			}
+		}
+	}
+	return ""
 }
 
 // SortedIDs returns the IDs of the live members in ring (ID) order.

@@ -110,15 +110,27 @@ func TestCourseClient(t *testing.T) {
 // TestRecordsSurviveFailures: 10,000 records with replication 3 on 8 nodes
 // survive two adjacent nodes killed with SIGKILL, a ninth node joining (it
 // takes its arc as primary), a node leaving gracefully, and then every node
-// killed and restarted without --bootstrap.
+// killed and restarted without --bootstrap. TestVirtualNodesSurviveFailures
+// runs it on nodes at four ring positions each.
 func TestRecordsSurviveFailures(t *testing.T) {
-	c := NewCluster(t, ClusterOptions{Replication: 3})
+	recordsSurviveFailures(t, ClusterOptions{Replication: 3}, 10000)
+}
+
+// TestVirtualNodesSurviveFailures is TestRecordsSurviveFailures with
+// ring.vnodes = 4: a record's three copies are on three distinct nodes, so
+// two nodes killed leave one.
+func TestVirtualNodesSurviveFailures(t *testing.T) {
+	recordsSurviveFailures(t, ClusterOptions{Replication: 3, VNodes: 4}, 4000)
+}
+
+func recordsSurviveFailures(t *testing.T, opts ClusterOptions, records int) {
+	c := NewCluster(t, opts)
 	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Minute)
 	defer cancel()
 	nodes := c.StartNodes(8)
 	stable(t, ctx, c)
 
-	ds := dataSet{Name: "survive", N: 10000}
+	ds := dataSet{Name: "survive", N: records}
 	start := time.Now()
 	if lost := putAll(t, ctx, nodes, ds, 32, 8, 3600, 3); lost > 0 {
 		t.Errorf("%d of %d PUTs (32 connections, 8 in flight each) were lost: not visible to a GET on the same connection", lost, ds.N)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,6 +33,16 @@ func checkRingCLI(t *testing.T, ctx context.Context, c *Cluster, node *Node) {
 	var got []chord.ID
 	for _, st := range ring {
 		got = append(got, st.ID)
+	}
+	if c.opts.VNodes > 1 {
+		// One entry per node, in the order the walk met each first.
+		slices.SortFunc(got, func(a, b chord.ID) int { return bytes.Compare(a[:], b[:]) })
+		want = ids
+		for _, st := range ring {
+			if len(st.Positions) != c.opts.VNodes || st.Positions[0] != st.ID {
+				t.Errorf("dhtctl ring: node %s has positions %v; want %d starting with its ID", st.ID.Short(), shortIDs(st.Positions), c.opts.VNodes)
+			}
+		}
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("dhtctl ring from %s lists %d nodes %v; want the %d members in ring order %v", node.Name, len(got), shortIDs(got), len(want), shortIDs(want))

@@ -99,6 +99,11 @@ type nodeStatus struct {
 	Fingers     []peer     `json:"fingers,omitempty"`
 	Records     recordsCnt `json:"records"`
 	Ready       bool       `json:"ready"`
+	// Positions are the IDs of every ring position the node stands at;
+	// PositionStatus each one's view (virtual nodes). Absent from nodes
+	// older than virtual nodes.
+	Positions      []string     `json:"positions,omitempty"`
+	PositionStatus []nodeStatus `json:"position_status,omitempty"`
 }
 
 type peer struct {
@@ -191,6 +196,15 @@ func statusCommand() *cli.Command {
 				fmt.Fprintf(tw, "successor %d\t%s\t%s\n", i+1, s.ID, s.Address)
 			}
 			fmt.Fprintf(tw, "fingers\t%d distinct\n", len(distinct(st.Fingers)))
+			if len(st.Positions) > 1 {
+				total := 0.0
+				for i, p := range st.PositionStatus {
+					s := positionShare(p)
+					total += s
+					fmt.Fprintf(tw, "position %d\t%s\t%.1f%% of the circle\n", i, p.ID, 100*s)
+				}
+				fmt.Fprintf(tw, "share\t%.1f%% of the circle at %d positions\n", 100*total, len(st.PositionStatus))
+			}
 			fmt.Fprintf(tw, "records\t%d primary\t%d replica\n", st.Records.Primary, st.Records.Replica)
 			return tw.Flush()
 		},
@@ -207,6 +221,15 @@ func distinct(ps []peer) []peer {
 		}
 	}
 	return out
+}
+
+// positionShare returns the fraction of the circle a position owns, from its
+// predecessor to itself (0 when the predecessor is not known).
+func positionShare(p nodeStatus) float64 {
+	if p.Predecessor == nil {
+		return 0
+	}
+	return ringShare([]nodeStatus{{ID: p.Predecessor.ID}, p})[1]
 }
 
 // ringShare returns the fraction of the circle in (pred, id] for each node of
@@ -250,24 +273,70 @@ func ringCommand() *cli.Command {
 			if err := adminGet(c.Context, ac, "/ring", &ring); err != nil {
 				return failf("%v", err)
 			}
+			nodes := physicalNodes(ring)
 			out := c.App.Writer
 			if c.Bool("json") {
-				return printJSON(out, ring)
+				list := make([]nodeStatus, len(nodes))
+				for i, n := range nodes {
+					list[i] = n.nodeStatus
+				}
+				return printJSON(out, list)
 			}
-			share := ringShare(ring)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "#\tid\taddress\tshare\tprimary\treplica\tready\t")
+			fmt.Fprintln(tw, "#\tid\taddress\tpositions\tshare\tprimary\treplica\tready\t")
 			var prim, repl int64
-			for i, n := range ring {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f%%\t%d\t%d\t%v\t\n", i+1, shortHex(n.ID), n.Address,
-					100*share[i], n.Records.Primary, n.Records.Replica, n.Ready)
+			positions := 0
+			for i, n := range nodes {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%.1f%%\t%d\t%d\t%v\t\n", i+1, shortHex(n.ID), n.Address,
+					n.count, 100*n.share, n.Records.Primary, n.Records.Replica, n.Ready)
 				prim += n.Records.Primary
 				repl += n.Records.Replica
+				positions += n.count
 			}
-			fmt.Fprintf(tw, "\t%d nodes\t\t\t%d\t%d\t\t\n", len(ring), prim, repl)
+			fmt.Fprintf(tw, "\t%d nodes\t\t%d\t\t%d\t%d\t\t\n", len(nodes), positions, prim, repl)
 			return tw.Flush()
 		},
 	}
+}
+
+// physicalNode is one node of the ring as an operator sees it: the status of
+// its position 0 (SPEC's fields, with every position's ID), how many of its
+// positions the walk met and their total share of the circle.
+type physicalNode struct {
+	nodeStatus
+	count int
+	share float64
+}
+
+// physicalNodes groups a walk's positions (in ring order) by node: one
+// entry per address, in the order of each node's first position, carrying
+// the status of the node's ID position when the walk met it.
+func physicalNodes(ring []nodeStatus) []physicalNode {
+	share := ringShare(ring)
+	var out []physicalNode
+	at := map[string]int{}
+	for i, st := range ring {
+		j, ok := at[st.Address]
+		if !ok {
+			j = len(out)
+			at[st.Address] = j
+			out = append(out, physicalNode{nodeStatus: st})
+		}
+		n := &out[j]
+		n.count++
+		n.share += share[i]
+		if len(st.Positions) > 0 && st.ID == st.Positions[0] {
+			n.nodeStatus = st // the node ID's own view
+		}
+		n.Ready = n.Ready && st.Ready
+	}
+	for i := range out {
+		out[i].PositionStatus = nil
+		if len(out[i].Positions) > 0 {
+			out[i].ID = out[i].Positions[0]
+		}
+	}
+	return out
 }
 
 func shortHex(id string) string {

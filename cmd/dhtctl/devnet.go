@@ -76,6 +76,7 @@ func devnetCommand() *cli.Command {
 			&cli.StringFlag{Name: "dhtd", Usage: "`PATH` of the dhtd program (default: next to dhtctl, then $PATH)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop by itself after this long (0: run until Ctrl-C)"},
 			&cli.DurationFlag{Name: "ready-timeout", Value: 90 * time.Second, Usage: "give up if the ring is not stable within this long"},
+			&cli.IntFlag{Name: "vnodes", Value: 1, Usage: "ring positions per node (ring.vnodes, 1..16)"},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve the Go profiler on every node's admin address (admin.pprof; /debug/pprof/, with the admin token)"},
 		},
 		Action: runDevnet,
@@ -145,7 +146,11 @@ func runDevnet(c *cli.Context) error {
 	ctx, stop := untilSignalOrDuration(c)
 	defer stop()
 
-	nodes, err := devnetPrepare(dir, n, c.Bool("pprof"))
+	vn := c.Int("vnodes")
+	if vn < 1 || vn > 16 {
+		return failf("devnet: --vnodes must be in 1..16, have %d", vn)
+	}
+	nodes, err := devnetPrepare(dir, n, c.Bool("pprof"), vn)
 	if err != nil {
 		return failf("devnet: %v", err)
 	}
@@ -165,7 +170,7 @@ func runDevnet(c *cli.Context) error {
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, c.Duration("ready-timeout"))
-	err = devnetWaitStable(rctx, nodes)
+	err = devnetWaitStable(rctx, nodes, c.Int("vnodes"))
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -206,7 +211,7 @@ func runDevnet(c *cli.Context) error {
 
 // devnetPrepare makes the CA, the HMAC key and each node's folder,
 // certificate and addresses.
-func devnetPrepare(dir string, n int, pprof bool) ([]*devnetNode, error) {
+func devnetPrepare(dir string, n int, pprof bool, vnodes int) ([]*devnetNode, error) {
 	caDir := filepath.Join(dir, "ca")
 	if err := crypto.InitCA(caDir); err != nil {
 		return nil, err
@@ -232,7 +237,8 @@ func devnetPrepare(dir string, n int, pprof bool) ([]*devnetNode, error) {
 	if err := writeNewFile(tokenFile, []byte(token+"\n")); err != nil {
 		return nil, err
 	}
-	config := devnetConfig + fmt.Sprintf("\n[admin]\ntoken_file = %q\npprof = %t\n", tokenFile, pprof)
+	config := strings.Replace(devnetConfig, "[ring]\n", fmt.Sprintf("[ring]\nvnodes = %d\n", vnodes), 1) +
+		fmt.Sprintf("\n[admin]\ntoken_file = %q\npprof = %t\n", tokenFile, pprof)
 	nodes := make([]*devnetNode, n)
 	for i := range nodes {
 		nd := &devnetNode{dir: filepath.Join(dir, "node"+strconv.Itoa(i+1)), AdminTokenFile: tokenFile, token: token}
@@ -282,15 +288,10 @@ func (nd *devnetNode) start(dhtd string, args []string) error {
 
 // devnetWaitStable polls until every node is ready and the ring walked from
 // the first node holds every node in ID order.
-func devnetWaitStable(ctx context.Context, nodes []*devnetNode) error {
-	want := make([]string, len(nodes))
-	for i, nd := range nodes {
-		want[i] = nd.ID
-	}
-	sort.Strings(want)
+func devnetWaitStable(ctx context.Context, nodes []*devnetNode, vnodes int) error {
 	var last error
 	for {
-		last = devnetCheck(ctx, nodes, want)
+		last = devnetCheck(ctx, nodes, vnodes)
 		if last == nil {
 			return nil
 		}
@@ -310,20 +311,39 @@ func devnetWaitStable(ctx context.Context, nodes []*devnetNode) error {
 	}
 }
 
-func devnetCheck(ctx context.Context, nodes []*devnetNode, want []string) error {
+// devnetCheck says why the ring is not stable yet (nil once it is): every
+// node stands at its vnodes positions, is ready, and each position's
+// successor is the next position on the circle.
+func devnetCheck(ctx context.Context, nodes []*devnetNode, vnodes int) error {
+	sts := make([]nodeStatus, len(nodes))
+	var want []string
 	for i, nd := range nodes {
-		var st nodeStatus
-		if err := adminGet(ctx, adminClient{addr: nd.Admin, token: nd.token}, "/status", &st); err != nil {
+		if err := adminGet(ctx, adminClient{addr: nd.Admin, token: nd.token}, "/status", &sts[i]); err != nil {
 			return err
 		}
+		st := sts[i]
 		if !st.Ready {
 			return fmt.Errorf("node %d not ready", i+1)
 		}
-		// Its successor must be the next ID on the circle.
-		idx := sort.SearchStrings(want, st.ID)
-		next := want[(idx+1)%len(want)]
-		if len(want) > 1 && (len(st.Successors) == 0 || st.Successors[0].ID != next) {
-			return fmt.Errorf("node %d: successor not settled", i+1)
+		if len(st.PositionStatus) == 0 {
+			st.PositionStatus = []nodeStatus{st}
+		}
+		if len(st.PositionStatus) != vnodes {
+			return fmt.Errorf("node %d stands at %d of %d positions", i+1, len(st.PositionStatus), vnodes)
+		}
+		sts[i] = st
+		for _, p := range st.PositionStatus {
+			want = append(want, p.ID)
+		}
+	}
+	sort.Strings(want)
+	for i, st := range sts {
+		for _, p := range st.PositionStatus {
+			idx := sort.SearchStrings(want, p.ID)
+			next := want[(idx+1)%len(want)]
+			if len(want) > 1 && (len(p.Successors) == 0 || p.Successors[0].ID != next) {
+				return fmt.Errorf("node %d: successor of position %s not settled", i+1, shortHex(p.ID))
+			}
 		}
 	}
 	return nil

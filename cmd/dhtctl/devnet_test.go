@@ -14,7 +14,7 @@ import (
 func TestDevnetConfigPprof(t *testing.T) {
 	for _, pprof := range []bool{false, true} {
 		dir := t.TempDir()
-		nodes, err := devnetPrepare(dir, 2, pprof)
+		nodes, err := devnetPrepare(dir, 2, pprof, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -63,7 +63,7 @@ func (d *daemon) adminHandler() http.Handler {
 
 	guarded := http.NewServeMux()
 	guarded.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, d.node.Status())
+		writeJSON(w, http.StatusOK, d.status())
 	})
 	guarded.HandleFunc("GET /ring", d.serveRing)
 	guarded.HandleFunc("GET /backup", d.serveBackup)

@@ -36,10 +36,20 @@ type daemon struct {
 	keys   *crypto.Keyring
 	client *rpc.Client
 	server *rpc.Server
-	node   *chord.Node
+	node   *chord.Node // position 0
 	svc    *dht.Service
-	api    *api.Server
-	admin  *http.Server
+	// The node's ring positions (positions.go): self is position 0's
+	// address and ID, ncfg the ring config of every position, mux serves
+	// the calls for each; nodes and positionIdx (on posMu) are the
+	// positions stood at and their indexes, position 0 first.
+	self        chord.NodeInfo
+	ncfg        chord.Config
+	mux         *chord.Mux
+	posMu       sync.Mutex
+	nodes       []*chord.Node
+	positionIdx []int
+	api         *api.Server
+	admin       *http.Server
 
 	p2pLn, apiLn, adminLn net.Listener
 
@@ -111,6 +121,14 @@ func serve(ctx context.Context, cfg config.Config, reload func() (config.Config,
 
 	wg.Go(func() { _ = d.node.Run(runCtx) })
 	wg.Go(func() { _ = d.svc.Run(runCtx) })
+	// The further positions join through position 0 while the node runs:
+	// a node that cannot bring one on stays up at those it has.
+	wg.Go(func() {
+		err := d.joinPositions(runCtx, func(n *chord.Node) { wg.Go(func() { _ = n.Run(runCtx) }) })
+		if err != nil && runCtx.Err() == nil {
+			log.Error("ring positions not all joined", "error", err)
+		}
+	})
 	wg.Go(func() { d.notifyLoop(runCtx) })
 	log.Info("node running", "id", d.node.Self().ID.String(), "p2p", d.node.Self().Addr,
 		"api", addrOf(d.apiLn), "admin", addrOf(d.adminLn))
@@ -182,7 +200,13 @@ func (d *daemon) open() error {
 	if d.p2pLn, err = net.Listen("tcp", cfg.P2PAddress); err != nil {
 		return fmt.Errorf("p2p_address: %w", err)
 	}
-	self := chord.NodeInfo{ID: d.id.ID, Addr: announceAddr(cfg.P2PAddress, d.p2pLn)}
+	d.self = chord.NodeInfo{ID: d.id.ID, Addr: announceAddr(cfg.P2PAddress, d.p2pLn)}
+	if d.positionIdx, err = d.recordedPositions(); err != nil {
+		return err
+	}
+	if err := checkPositions(d.positionIdx, cfg.Ring.VNodes); err != nil {
+		return err
+	}
 
 	ccfg := rpc.DefaultClientConfig()
 	ccfg.CallTimeout = cfg.Ring.CallTimeout.Duration
@@ -205,10 +229,26 @@ func (d *daemon) open() error {
 	ncfg.CacheSize = cfg.Ring.CacheSize
 	ncfg.Logger = d.log
 	ncfg.Metrics = d.reg
-	if d.node, err = chord.New(ncfg, self, d.client, d.db); err != nil {
-		return fmt.Errorf("ring: %w", err)
+	d.ncfg = ncfg
+	d.mux = chord.NewMux(d.self.ID)
+	var ps []dht.Position
+	for _, i := range d.positionIdx {
+		n, err := d.newPosition(ncfg, i)
+		if err != nil {
+			return fmt.Errorf("ring: %w", err)
+		}
+		d.nodes = append(d.nodes, n)
+		d.mux.Add(n.Self().ID, n)
+		var tr chord.Transport = d.client
+		if i > 0 {
+			tr = d.client.As(i)
+		}
+		ps = append(ps, dht.Position{Node: n, Transport: tr})
 	}
-	d.node.SetReport(d.report)
+	d.node = d.nodes[0]
+	if len(d.nodes) > 1 {
+		d.node.SetSeedRule(d.lowestOfAllSaved)
+	}
 	d.reg.MustRegister(newStateCollector(d))
 
 	dcfg := dht.DefaultConfig()
@@ -223,7 +263,7 @@ func (d *daemon) open() error {
 	dcfg.RepairRate = cfg.Records.RepairRate
 	dcfg.Logger = d.log
 	dcfg.Metrics = d.reg
-	if d.svc, err = dht.New(dcfg, d.node, d.client, d.db); err != nil {
+	if d.svc, err = dht.NewPositions(dcfg, ps, d.db); err != nil {
 		return fmt.Errorf("records: %w", err)
 	}
 	// A graceful leave hands the records over before the neighbours hear of it.
@@ -240,7 +280,7 @@ func (d *daemon) open() error {
 	scfgRPC.CallingMethods = dht.CallingMethods()
 	scfgRPC.Logger = d.log
 	scfgRPC.Metrics = d.reg
-	if d.server, err = rpc.NewServer(scfgRPC, d.id, d.keys, d.node); err != nil {
+	if d.server, err = rpc.NewServer(scfgRPC, d.id, d.keys, d.mux); err != nil {
 		return fmt.Errorf("rpc server: %w", err)
 	}
 
@@ -322,6 +362,11 @@ func (d *daemon) report() chord.Report {
 	if d.adminLn != nil {
 		r.Admin = d.adminLn.Addr().String()
 	}
+	if ps := d.positions(); len(ps) > 1 {
+		for _, n := range ps {
+			r.Positions = append(r.Positions, n.Self().ID)
+		}
+	}
 	return r
 }
 
@@ -386,6 +431,9 @@ func (d *daemon) leave() {
 	}
 	if err := d.node.Leave(ctx); err != nil {
 		d.log.Warn("leave incomplete", "error", err)
+	}
+	if err := d.leavePositions(ctx); err != nil {
+		d.log.Warn("leave of further ring positions incomplete", "error", err)
 	}
 }
 

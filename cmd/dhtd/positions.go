@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/crypto"
+	"github.com/durachord/durachord/dht"
+)
+
+// Virtual nodes in the daemon: the node stands at ring.vnodes positions, the
+// indexes of its certificate's candidates (crypto.PositionID) recorded in
+// its data directory under metaPositions. Position 0, the node ID, is always
+// one and enters the ring first (chord.Node.Start, with the whole-ring
+// restart rule); the others join through it. Positions the directory does
+// not record yet are chosen once position 0 is on the ring, from a walk of
+// the ring (chord.ChoosePositions), recorded, and then joined: that is how a
+// node first gets them and how a running node's ring.vnodes is raised.
+
+// metaPositions is the store meta key of the recorded position indexes.
+const metaPositions = "ring.positions"
+
+// recordedPositions returns the position indexes the data directory
+// records: [0] for one that records none (every node before virtual nodes).
+func (d *daemon) recordedPositions() ([]int, error) {
+	b, err := d.db.Meta(metaPositions)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir: read the ring positions: %w", err)
+	}
+	if b == nil {
+		return []int{0}, nil
+	}
+	var idx []int
+	if err := json.Unmarshal(b, &idx); err != nil || len(idx) == 0 || idx[0] != 0 {
+		return nil, fmt.Errorf("data_dir: the recorded ring positions %q are not a list starting with 0", b)
+	}
+	for _, i := range idx {
+		if i < 0 || i >= crypto.PositionCandidates {
+			return nil, fmt.Errorf("data_dir: recorded ring position %d is outside [0, %d)", i, crypto.PositionCandidates)
+		}
+	}
+	return idx, nil
+}
+
+// checkPositions refuses a data directory that stands at more positions
+// than ring.vnodes.
+func checkPositions(recorded []int, vnodes int) error {
+	if len(recorded) > vnodes {
+		return fmt.Errorf("ring.vnodes is %d, but this data directory stands at %d ring positions: lowering ring.vnodes is not supported (set it back to %d; docs/operations.md, section Virtual nodes)",
+			vnodes, len(recorded), len(recorded))
+	}
+	return nil
+}
+
+// newPosition returns the ring member for position index idx, on the
+// daemon's client, store and config (ncfg).
+func (d *daemon) newPosition(ncfg chord.Config, idx int) (*chord.Node, error) {
+	self := chord.NodeInfo{ID: crypto.PositionID(d.id.Leaf, idx), Addr: d.self.Addr}
+	var tr chord.Transport = d.client
+	if idx > 0 {
+		tr = d.client.As(idx)
+		ncfg.MetaKey = fmt.Sprintf("chord.peers.%d", idx)
+		ncfg.Metrics = nil // the node's ring metrics are position 0's
+		ncfg.Logger = ncfg.Logger.With("position", idx)
+	}
+	n, err := chord.New(ncfg, self, tr, d.db)
+	if err != nil {
+		return nil, fmt.Errorf("ring position %d: %w", idx, err)
+	}
+	n.SetReport(d.report)
+	return n, nil
+}
+
+// joinPositions brings every position but the first onto the ring through
+// the first, which has joined, choosing and recording the ones the data
+// directory does not record yet; run starts each position's loops once it
+// has joined. It retries until ctx ends.
+func (d *daemon) joinPositions(ctx context.Context, run func(*chord.Node)) error {
+	for _, n := range d.nodes[1:] {
+		if err := d.joinThrough(ctx, n); err != nil {
+			return err
+		}
+		run(n)
+	}
+	want := d.cfg.Ring.VNodes
+	if len(d.positionIdx) >= want {
+		return nil
+	}
+	idx, err := d.choosePositions(ctx, want)
+	if err != nil {
+		return err
+	}
+	b, _ := json.Marshal(idx)
+	if err := d.db.SetMeta(metaPositions, b); err != nil {
+		return fmt.Errorf("record the ring positions: %w", err)
+	}
+	d.log.Info("ring positions chosen", "positions", idx)
+	for _, i := range idx[len(d.positionIdx):] {
+		n, err := d.newPosition(d.ncfg, i)
+		if err != nil {
+			return err
+		}
+		d.mux.Add(n.Self().ID, n)
+		if err := d.svc.AddPosition(dht.Position{Node: n, Transport: d.client.As(i)}); err != nil {
+			return err
+		}
+		d.posMu.Lock()
+		d.nodes = append(d.nodes, n)
+		d.positionIdx = append(d.positionIdx, i)
+		d.posMu.Unlock()
+		if err := d.joinThrough(ctx, n); err != nil {
+			return err
+		}
+		run(n)
+	}
+	return nil
+}
+
+// choosePositions walks the ring from position 0 and returns the indexes to
+// stand at: those recorded, then the ones ChoosePositions adds.
+func (d *daemon) choosePositions(ctx context.Context, want int) ([]int, error) {
+	wctx, cancel := context.WithTimeout(ctx, ringWalkTimeout)
+	sts, err := d.node.Walk(wctx, maxRingWalk)
+	cancel()
+	if err != nil && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		// A walk that came back to a position it had seen has seen the
+		// whole ring but this node's own position, which its predecessor
+		// does not name yet.
+		d.log.Info("ring walk ended early; choosing positions from what it saw", "positions-seen", len(sts), "error", err)
+	}
+	ring := make([]chord.NodeInfo, 0, len(sts))
+	for _, st := range sts {
+		ring = append(ring, chord.NodeInfo{ID: st.ID, Addr: st.Address})
+	}
+	cands := make([]chord.ID, crypto.PositionCandidates)
+	for i := range cands {
+		cands[i] = crypto.PositionID(d.id.Leaf, i)
+	}
+	return chord.ChoosePositions(ring, d.self.Addr, cands, d.positionIdx, want), nil
+}
+
+// joinThrough joins n through position 0, retrying until it succeeds or
+// ctx ends.
+func (d *daemon) joinThrough(ctx context.Context, n *chord.Node) error {
+	return n.StartThrough(ctx, []chord.NodeInfo{d.node.Self()})
+}
+
+// lowestOfAllSaved is the whole-ring restart rule for a node at several
+// positions: it starts the ring if its lowest position is below every peer
+// that any of its positions saved (its own positions aside). Each other
+// node's lowest position saved its predecessor, which is lower, so exactly
+// one node of a ring restarted at once does so.
+func (d *daemon) lowestOfAllSaved() (bool, error) {
+	ps := d.positions()
+	mine := make([]chord.ID, len(ps))
+	low := ps[0].Self().ID
+	for i, n := range ps {
+		mine[i] = n.Self().ID
+		if mine[i].Cmp(low) < 0 {
+			low = mine[i]
+		}
+	}
+	for _, n := range ps {
+		peers, err := n.SavedPeers()
+		if err != nil {
+			return false, err
+		}
+		for _, p := range peers {
+			if !slices.Contains(mine, p.ID) && p.ID.Cmp(low) < 0 {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// positions returns the ring members of the node's positions, position 0
+// first.
+func (d *daemon) positions() []*chord.Node {
+	d.posMu.Lock()
+	defer d.posMu.Unlock()
+	return append([]*chord.Node(nil), d.nodes...)
+}
+
+// nodeStatus is /status: position 0's view (SPEC's fields, and the IDs of
+// every position when there are several) and each position's view.
+type nodeStatus struct {
+	chord.Status
+	PositionStatus []chord.Status `json:"position_status"`
+}
+
+func (d *daemon) status() nodeStatus {
+	st := nodeStatus{Status: d.node.Status()}
+	for _, n := range d.positions() {
+		st.PositionStatus = append(st.PositionStatus, n.Status())
+	}
+	return st
+}
+
+// leavePositions has every position but the first leave the ring (the first
+// has handed the records over and left already).
+func (d *daemon) leavePositions(ctx context.Context) error {
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, n := range d.positions()[1:] {
+		wg.Go(func() {
+			if err := n.Leave(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("position %s: %w", n.Self().ID.Short(), err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
