@@ -101,6 +101,19 @@ func (s *Service) sendingPosition(pos chord.ID) *position {
 	return best
 }
 
+// routeFrom returns the local position a request for pos starts from: the
+// one nearest before it, whose fingers reach it in the fewest hops.
+func (s *Service) routeFrom(pos chord.ID) *position {
+	ps := s.ps()
+	best := ps[0]
+	for _, p := range ps[1:] {
+		if p.node.Self().ID.Distance(pos).Cmp(best.node.Self().ID.Distance(pos)) < 0 {
+			best = p
+		}
+	}
+	return best
+}
+
 // gap is the arc (from, to] between two of this node's arcs, and the
 // position that follows it.
 type gap struct {

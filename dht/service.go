@@ -348,7 +348,7 @@ func (s *Service) putVersion(ctx context.Context, a putArgs) (int, store.Version
 			backoff = min(2*backoff, 500*time.Millisecond)
 		}
 		local := false
-		res, err := s.node.Route(ctx, pos, func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
+		res, err := s.routeFrom(pos).node.Route(ctx, pos, func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
 			if s.isLocal(to.ID) && s.owns(pos) {
 				local = true
 				v, err := s.ownerPut(ctx, a)
@@ -579,7 +579,8 @@ func (s *Service) get(ctx context.Context, key [32]byte) (store.Record, int, err
 	pos := chord.KeyPosition(key)
 	self := s.node.Self()
 	var rec store.Record
-	res, err := s.node.Route(ctx, pos, func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
+	from := s.routeFrom(pos).node
+	res, err := from.Route(ctx, pos, func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
 		r, rep, err := s.ask(ctx, to, getArgs{Key: chord.ID(key), Route: true, Neighbours: learn})
 		rec = r
 		return rep, err
@@ -596,12 +597,12 @@ func (s *Service) get(ctx context.Context, key [32]byte) (store.Record, int, err
 		// nodes this node knows fill in for those that do not answer
 		// (an owner that lies about its successors hides nothing).
 		want = min(s.cfg.MaxReplication-1, 2)
-		cands = after(res.Owner.ID, want+s.cfg.MaxReplication, res.Successors, s.node.Successors(), s.node.DistinctFingers(), []chord.NodeInfo{self})
+		cands = after(res.Owner.ID, want+s.cfg.MaxReplication, res.Successors, from.Successors(), from.DistinctFingers(), []chord.NodeInfo{self})
 	} else {
 		// No owner could be asked in time: ask the nodes known to follow
 		// the position, where the owner and its replicas are.
 		s.log.Debug("no owner answered; asking the known nodes after the key", "key", pos.Short(), "error", err)
-		cands = after(pos, 2*s.cfg.MaxReplication, res.Known, s.node.Successors(), s.node.DistinctFingers(), []chord.NodeInfo{self})
+		cands = after(pos, 2*s.cfg.MaxReplication, res.Known, from.Successors(), from.DistinctFingers(), []chord.NodeInfo{self})
 	}
 	rec, asked, err := s.newest(ctx, key, cands, want)
 	return rec, calls + asked, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/crypto"
@@ -64,6 +65,14 @@ func (d *daemon) newPosition(ncfg chord.Config, idx int) (*chord.Node, error) {
 	var tr chord.Transport = d.client
 	if idx > 0 {
 		tr = d.client.As(idx)
+		// The further positions run their rounds less often, so that the
+		// ring maintenance of a node at V positions stays within about
+		// twice that of a node at one (docs/benchmarks.md): stabilise and
+		// the predecessor check every V intervals, a finger every 2V.
+		v := time.Duration(d.cfg.Ring.VNodes)
+		ncfg.StabilizeInterval *= v
+		ncfg.CheckPredecessorInterval *= v
+		ncfg.FixFingersInterval *= 2 * v
 		ncfg.MetaKey = fmt.Sprintf("chord.peers.%d", idx)
 		ncfg.Metrics = nil // the node's ring metrics are position 0's
 		ncfg.Logger = ncfg.Logger.With("position", idx)
