@@ -39,17 +39,20 @@ func ChoosePositions(ring []NodeInfo, self string, cands []ID, have []int, v int
 	var e []choiceEntry
 	shares := map[string]float64{}
 	owners := map[string]bool{}
+	seen := map[uint64]bool{}
 	for _, n := range ring {
 		if n.Addr != self {
 			owners[n.Addr] = true
 		}
-		if !slices.ContainsFunc(e, func(c choiceEntry) bool { return c.pos == top(n.ID) }) {
-			e = append(e, choiceEntry{top(n.ID), n.Addr})
+		if p := top(n.ID); !seen[p] {
+			seen[p] = true
+			e = append(e, choiceEntry{p, n.Addr})
 		}
 	}
 	chosen := slices.Clone(have)
 	for _, i := range have {
-		if p := top(cands[i]); !slices.ContainsFunc(e, func(c choiceEntry) bool { return c.pos == p }) {
+		if p := top(cands[i]); !seen[p] {
+			seen[p] = true
 			e = append(e, choiceEntry{p, self})
 		}
 	}

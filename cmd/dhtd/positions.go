@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -100,6 +101,9 @@ func (d *daemon) joinPositions(ctx context.Context, run func(*chord.Node)) error
 	if len(d.positionIdx) >= want {
 		return nil
 	}
+	if err := d.waitToChoose(ctx); err != nil {
+		return err
+	}
 	idx, err := d.choosePositions(ctx, want)
 	if err != nil {
 		return err
@@ -128,6 +132,53 @@ func (d *daemon) joinPositions(ctx context.Context, run func(*chord.Node)) error
 		run(n)
 	}
 	return nil
+}
+
+// Nodes started together would choose their positions from the same view
+// and take from the same owners, aiming at shares for a ring smaller than
+// the one they form. So a node waits until the nodes it sees have stopped
+// changing (settleWalks walks in a row, settleEvery stabilise intervals
+// apart, at most maxSettle of them), then a random part of chooseJitter
+// stabilise intervals, so that nodes of one start choose one after another.
+const (
+	settleWalks  = 3
+	settleEvery  = 3
+	maxSettle    = 20
+	chooseJitter = 25
+)
+
+// waitToChoose waits as above, or until ctx ends.
+func (d *daemon) waitToChoose(ctx context.Context) error {
+	step := time.Duration(settleEvery) * d.cfg.Ring.StabilizeInterval.Duration
+	last, same := -1, 0
+	for range maxSettle {
+		wctx, cancel := context.WithTimeout(ctx, ringWalkTimeout)
+		sts, _ := d.node.Walk(wctx, maxRingWalk)
+		cancel()
+		n := len(sts)
+		if n == last {
+			if same++; same >= settleWalks-1 {
+				break
+			}
+		} else {
+			last, same = n, 0
+		}
+		if err := sleepCtx(ctx, step); err != nil {
+			return err
+		}
+	}
+	return sleepCtx(ctx, time.Duration(rand.Int64N(int64(chooseJitter*d.cfg.Ring.StabilizeInterval.Duration)+1)))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // choosePositions walks the ring from position 0 and returns the indexes to

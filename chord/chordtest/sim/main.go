@@ -76,6 +76,10 @@ func run(args []string) error {
 	seed := fs.Uint64("seed", 1, "random seed")
 	listLen := fs.Int("successors", 8, "successor list length")
 	maintFor := fs.Duration("maint-for", time.Minute, "virtual duration of the ring-maintenance measurement of each ring size (0: none)")
+	vnodes := fs.Int("vnodes", 0, "positions per node for the virtual-node balance measurement (0: none)")
+	balanceN := fs.String("balance-n", "16,1024", "ring sizes of the virtual-node balance measurement")
+	balanceSeeds := fs.Int("balance-seeds", 10, "seeds of the virtual-node balance measurement")
+	balanceRepl := fs.Int("balance-replication", 3, "replication of the virtual-node balance measurement")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -105,6 +109,20 @@ func run(args []string) error {
 		o.rates = append(o.rates, v)
 	}
 
+	if *vnodes < 0 || *vnodes > 256 || *balanceSeeds < 1 || *balanceRepl < 1 {
+		return fmt.Errorf("-vnodes must be in [0, 256], -balance-seeds and -balance-replication at least 1")
+	}
+	if *vnodes > 0 {
+		var bs []int
+		for _, s := range strings.Split(*balanceN, ",") {
+			v, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || v < 1 {
+				return fmt.Errorf("-balance-n: bad size %q", s)
+			}
+			bs = append(bs, v)
+		}
+		defer printBalance(bs, *vnodes, *balanceRepl, *balanceSeeds, *seed)
+	}
 	fmt.Printf("# durachord ring simulation (seed %d, successor list %d, cache %d)\n",
 		o.seed, o.listLen, chord.DefaultConfig().CacheSize)
 	fmt.Printf("%-6s %-22s %8s %6s %4s %4s %9s  %-26s %s\n", "N", "phase", "lookups", "mean", "p50", "p99", "correct", "target", "result")
