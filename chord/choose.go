@@ -142,3 +142,79 @@ func cmpU64(a, b uint64) int {
 	}
 	return 0
 }
+
+// Loads returns, for a ring of positions, each address's load as owner
+// (primary: its share of the circle) and as owner or holder (the first repl
+// distinct addresses from each position hold its arc), as fractions of the
+// circle.
+func Loads(ring []NodeInfo, repl int) (primary, holder map[string]float64) {
+	ring = slices.Clone(ring)
+	slices.SortFunc(ring, func(a, b NodeInfo) int { return a.ID.Cmp(b.ID) })
+	top := func(id ID) uint64 { return binary.BigEndian.Uint64(id[:8]) }
+	primary, holder = map[string]float64{}, map[string]float64{}
+	k := len(ring)
+	for i, n := range ring {
+		arc := float64(top(n.ID)-top(ring[(i+k-1)%k].ID)) / 18446744073709551616.0
+		if k == 1 {
+			arc = 1
+		}
+		primary[n.Addr] += arc
+		var seen []string
+		for j := 0; j < k && len(seen) < repl; j++ {
+			if a := ring[(i+j)%k].Addr; !slices.Contains(seen, a) {
+				seen = append(seen, a)
+				holder[a] += arc
+			}
+		}
+	}
+	return primary, holder
+}
+
+// loadScore is the sum, over both loads, of each address's load as a
+// multiple of the mean, to the 8th power: it falls most when the most
+// loaded lose load.
+func loadScore(ring []NodeInfo, repl int) float64 {
+	p, h := Loads(ring, repl)
+	s := 0.0
+	for _, m := range []map[string]float64{p, h} {
+		mean := 0.0
+		for _, v := range m {
+			mean += v
+		}
+		mean /= float64(len(m))
+		for _, v := range m {
+			s += math.Pow(v/mean, 8)
+		}
+	}
+	return s
+}
+
+// minGain is the fraction by which a move must lower the load score.
+const minGain = 0.01
+
+// BestMove returns the move of one of the positions a node at address self
+// stands at (have: indexes of cands, position 0 first, which never moves)
+// to another of its candidates that most evens out the loads of the ring
+// (ring: every position, the node's own included), both as owner and as
+// owner or holder with replication repl: the index in have of the position
+// to leave and the candidate to take. ok is false when no move lowers the
+// load score by at least minGain.
+func BestMove(ring []NodeInfo, self string, cands []ID, have []int, repl int) (from, to int, ok bool) {
+	cur := loadScore(ring, repl)
+	best := cur * (1 - minGain)
+	for j := 1; j < len(have); j++ {
+		old := cands[have[j]]
+		base := slices.DeleteFunc(slices.Clone(ring), func(n NodeInfo) bool { return n.ID == old })
+		try := append(base, NodeInfo{})
+		for ci, c := range cands {
+			if slices.Contains(have, ci) || slices.ContainsFunc(base, func(n NodeInfo) bool { return n.ID == c }) {
+				continue
+			}
+			try[len(try)-1] = NodeInfo{ID: c, Addr: self}
+			if s := loadScore(try, repl); s < best {
+				best, from, to, ok = s, j, ci, true
+			}
+		}
+	}
+	return from, to, ok
+}

@@ -207,6 +207,35 @@ func (s *Service) AddPosition(p Position) error {
 	return nil
 }
 
+// RemovePosition stops standing at the position whose ring is node (one
+// moving elsewhere, docs/vnodes.md): the records of its arc go to its
+// successor when that is another node, and maintenance no longer counts it.
+// The caller then has the ring leave. The first position cannot be removed.
+func (s *Service) RemovePosition(ctx context.Context, node Overlay) error {
+	s.addMu.Lock()
+	defer s.addMu.Unlock()
+	ps := s.ps()
+	i := slices.IndexFunc(ps, func(p *position) bool { return p.node == node })
+	switch {
+	case i < 0:
+		return errors.New("dht: not a position of this node")
+	case i == 0:
+		return errors.New("dht: the first position cannot be removed")
+	}
+	p := ps[i]
+	if pred, ok := p.node.Predecessor(); ok {
+		if succs := p.node.Successors(); len(succs) > 0 && !samePhysical(succs[0], p.node.Self()) {
+			if err := s.handOff(ctx, p, pred.ID); err != nil {
+				return err
+			}
+		}
+	}
+	list := slices.Delete(slices.Clone(ps), i, i+1)
+	s.positions.Store(&list)
+	s.Kick()
+	return nil
+}
+
 // attach registers the Service's calls on position p and follows its
 // ring changes.
 func (s *Service) attach(p *position) {

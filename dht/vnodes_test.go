@@ -104,6 +104,41 @@ func (r *vring) add(seq, v int) *vmember {
 	return m
 }
 
+// move replaces position i of m with one at id, as the daemon moves a
+// position: the new one joins first, then the old one hands its arc over
+// and leaves.
+func (r *vring) move(m *vmember, i int, id chord.ID) {
+	t := r.t
+	t.Helper()
+	info := chord.NodeInfo{ID: id, Addr: m.addr}
+	tr := r.net.Transport(info)
+	node, err := chord.New(testNodeConfig(), info, tr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.net.ListenAt(info, node)
+	if err := m.svc.AddPosition(Position{Node: node, Transport: tr}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := node.JoinThrough(jctx, []chord.NodeInfo{m.nodes[0].Self()}); err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(ctx)
+	m.wg.Go(func() { _ = node.Run(rctx) })
+	t.Cleanup(func() { stop() })
+	old := m.nodes[i]
+	if err := m.svc.RemovePosition(jctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Leave(jctx); err != nil {
+		t.Fatal(err)
+	}
+	m.nodes[i] = node
+}
+
 // positions returns every position of the ring in ring order.
 func (r *vring) positions() []chord.NodeInfo {
 	var all []chord.NodeInfo
@@ -241,6 +276,15 @@ func TestVirtualNodesPlacement(t *testing.T) {
 			r.waitStable()
 			settle()
 			check("after a join")
+			// A node moves one of its positions elsewhere: the new one
+			// joins, the old one hands its arc over and leaves.
+			m := r.members[0]
+			if len(m.nodes) > 1 {
+				r.move(m, 1, chord.KeyPosition([32]byte{0xee, byte(n)}))
+				r.waitStable()
+				settle()
+				check("after a position moved")
+			}
 		})
 	}
 }

@@ -91,6 +91,126 @@ func (d *daemon) newPosition(ncfg chord.Config, idx int) (*chord.Node, error) {
 // directory does not record yet; run starts each position's loops once it
 // has joined. It retries until ctx ends.
 func (d *daemon) joinPositions(ctx context.Context, run func(*chord.Node)) error {
+	if err := d.joinRecorded(ctx, run); err != nil {
+		return err
+	}
+	if d.cfg.Ring.VNodes < 2 {
+		return nil
+	}
+	return d.repairLoop(ctx, run)
+}
+
+// Repair (docs/vnodes.md): joins alone leave some nodes with much more to
+// own or hold than others, and departures more, so a node at several
+// positions looks at the ring every repairEvery stabilise intervals (for
+// the first repairRounds rounds after it starts, then every repairLater)
+// and moves at most one of its positions (never position 0) to another
+// candidate when that evens out the loads of the ring (chord.BestMove).
+const (
+	repairEvery  = 30
+	repairRounds = 10
+	repairLater  = 10 * time.Minute
+)
+
+func (d *daemon) repairLoop(ctx context.Context, run func(*chord.Node)) error {
+	every := time.Duration(repairEvery) * d.cfg.Ring.StabilizeInterval.Duration
+	for round := 0; ; round++ {
+		wait := every + time.Duration(rand.Int64N(int64(every)+1))
+		if round >= repairRounds {
+			wait = repairLater
+		}
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
+		}
+		if err := d.repairOnce(ctx, run); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d.log.Warn("ring position move failed; the next round tries again", "error", err)
+		}
+	}
+}
+
+// repairOnce walks the ring and makes the best move, if any.
+func (d *daemon) repairOnce(ctx context.Context, run func(*chord.Node)) error {
+	wctx, cancel := context.WithTimeout(ctx, ringWalkTimeout)
+	sts, err := d.node.Walk(wctx, maxRingWalk)
+	cancel()
+	if err != nil {
+		return nil // a ring in motion: wait for a whole walk
+	}
+	ring := make([]chord.NodeInfo, 0, len(sts))
+	for _, st := range sts {
+		ring = append(ring, chord.NodeInfo{ID: st.ID, Addr: st.Address})
+	}
+	d.posMu.Lock()
+	have := slices.Clone(d.positionIdx)
+	d.posMu.Unlock()
+	from, to, ok := chord.BestMove(ring, d.self.Addr, d.candidates(), have, d.cfg.Records.DefaultReplication)
+	if !ok {
+		return nil
+	}
+	return d.movePosition(ctx, from, to, run)
+}
+
+// movePosition moves the position at have[from] to candidate to: the new
+// position joins first, then the old one hands its records over and leaves,
+// then the data directory records the change.
+func (d *daemon) movePosition(ctx context.Context, from, to int, run func(*chord.Node)) error {
+	n, err := d.newPosition(d.ncfg, to)
+	if err != nil {
+		return err
+	}
+	d.mux.Add(n.Self().ID, n)
+	if err := d.svc.AddPosition(dht.Position{Node: n, Transport: d.client.As(to)}); err != nil {
+		d.mux.Remove(n.Self().ID)
+		return err
+	}
+	if err := d.joinThrough(ctx, n); err != nil {
+		return err
+	}
+	run(n)
+	d.posMu.Lock()
+	old := d.nodes[from]
+	oldIdx := d.positionIdx[from]
+	d.nodes = append(d.nodes, n)
+	d.positionIdx = append(d.positionIdx, to)
+	d.posMu.Unlock()
+	lctx, cancel := context.WithTimeout(ctx, d.cfg.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := d.svc.RemovePosition(lctx, old); err != nil {
+		return fmt.Errorf("hand over position %d: %w", oldIdx, err)
+	}
+	if err := old.Leave(lctx); err != nil {
+		d.log.Warn("moved position's leave incomplete", "position", oldIdx, "error", err)
+	}
+	d.mux.Remove(old.Self().ID)
+	d.posMu.Lock()
+	i := slices.Index(d.nodes, old)
+	d.nodes = slices.Delete(d.nodes, i, i+1)
+	d.positionIdx = slices.Delete(d.positionIdx, i, i+1)
+	idx := slices.Clone(d.positionIdx)
+	d.posMu.Unlock()
+	b, _ := json.Marshal(idx)
+	if err := d.db.SetMeta(metaPositions, b); err != nil {
+		return fmt.Errorf("record the ring positions: %w", err)
+	}
+	d.log.Info("ring position moved to even out the ring", "from", oldIdx, "to", to, "positions", idx)
+	return nil
+}
+
+// candidates returns the node's candidate positions, by index.
+func (d *daemon) candidates() []chord.ID {
+	cands := make([]chord.ID, crypto.PositionCandidates)
+	for i := range cands {
+		cands[i] = crypto.PositionID(d.id.Leaf, i)
+	}
+	return cands
+}
+
+// joinRecorded brings the recorded positions but the first onto the ring,
+// then chooses, records and joins the ones ring.vnodes adds.
+func (d *daemon) joinRecorded(ctx context.Context, run func(*chord.Node)) error {
 	for _, n := range d.nodes[1:] {
 		if err := d.joinThrough(ctx, n); err != nil {
 			return err
@@ -200,11 +320,7 @@ func (d *daemon) choosePositions(ctx context.Context, want int) ([]int, error) {
 	for _, st := range sts {
 		ring = append(ring, chord.NodeInfo{ID: st.ID, Addr: st.Address})
 	}
-	cands := make([]chord.ID, crypto.PositionCandidates)
-	for i := range cands {
-		cands[i] = crypto.PositionID(d.id.Leaf, i)
-	}
-	return chord.ChoosePositions(ring, d.self.Addr, cands, d.positionIdx, want), nil
+	return chord.ChoosePositions(ring, d.self.Addr, d.candidates(), d.positionIdx, want), nil
 }
 
 // joinThrough joins n through position 0, retrying until it succeeds or

@@ -40,30 +40,6 @@ func positionsOf(key []byte, k int) []chord.ID {
 	return out
 }
 
-// loads returns each address's primary and primary-plus-replica load of a
-// ring of positions (fractions of the circle).
-func loads(ring []chord.NodeInfo, repl int) (primary, holder map[string]float64) {
-	slices.SortFunc(ring, func(a, b chord.NodeInfo) int { return a.ID.Cmp(b.ID) })
-	top := func(id chord.ID) uint64 { return binary.BigEndian.Uint64(id[:8]) }
-	primary, holder = map[string]float64{}, map[string]float64{}
-	k := len(ring)
-	for i, n := range ring {
-		arc := float64(top(n.ID)-top(ring[(i+k-1)%k].ID)) / 18446744073709551616.0
-		if k == 1 {
-			arc = 1
-		}
-		primary[n.Addr] += arc
-		var seen []string
-		for j := 0; j < k && len(seen) < repl; j++ {
-			if a := ring[(i+j)%k].Addr; !slices.Contains(seen, a) {
-				seen = append(seen, a)
-				holder[a] += arc
-			}
-		}
-	}
-	return primary, holder
-}
-
 func maxOverMean(m map[string]float64) float64 {
 	mx, sum := 0.0, 0.0
 	for _, v := range m {
@@ -87,7 +63,7 @@ func balance(n, v, repl, seeds int, seed uint64) balanceRow {
 				ring = append(ring, chord.NodeInfo{ID: cands[c], Addr: addr})
 			}
 		}
-		p, h := loads(ring, repl)
+		p, h := chord.Loads(ring, repl)
 		row.share = math.Max(row.share, maxOverMean(p)) // a node's primary load is its share
 		row.primary = row.share
 		row.holder = math.Max(row.holder, maxOverMean(h))
