@@ -125,7 +125,7 @@ func TestBestMoveEvensLoads(t *testing.T) {
 				ring = append(ring, NodeInfo{ID: cands[addr][c], Addr: addr})
 			}
 		}
-		p, h := Loads(ring, repl)
+		_, h := Loads(ring, repl)
 		worstJoin = max(worstJoin, maxOverMean(h))
 		for range 4 {
 			for i := range n {
@@ -143,7 +143,7 @@ func TestBestMoveEvensLoads(t *testing.T) {
 				have[addr][j] = c
 			}
 		}
-		p, h = Loads(ring, repl)
+		p, h := Loads(ring, repl)
 		worst = max(worst, maxOverMean(p), maxOverMean(h))
 	}
 	t.Logf("worst primary+replica after the joins %.3f; worst of both loads after the moves %.3f", worstJoin, worst)
