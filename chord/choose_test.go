@@ -154,3 +154,17 @@ func TestBestMoveEvensLoads(t *testing.T) {
 		t.Errorf("the joins alone give %.3f: the test does not show what the moves do", worstJoin)
 	}
 }
+
+// TestNoPositionIsAPeerFailure: a process that no longer stands at the
+// position called is treated as a dead peer (evicted like one), while other
+// refusals are not.
+func TestNoPositionIsAPeerFailure(t *testing.T) {
+	for _, c := range []struct {
+		code int
+		want bool
+	}{{CodeNoPosition, true}, {CodeShuttingDown, true}, {CodeNotOwner, false}, {CodeOverloaded, false}} {
+		if got := isPeerFailure(&RemoteError{Code: c.code, Message: "x"}); got != c.want {
+			t.Errorf("isPeerFailure(code %d) = %v; want %v", c.code, got, c.want)
+		}
+	}
+}

@@ -524,11 +524,12 @@ func (n *Node) callConfirm(ctx context.Context, to NodeInfo, method string, args
 }
 
 // isPeerFailure reports whether err says the peer is unreachable or dead
-// (rather than refusing the call).
+// (rather than refusing the call): a node shutting down, or a process that
+// no longer stands at the position called (virtual nodes: it moved it).
 func isPeerFailure(err error) bool {
 	var re *RemoteError
 	if errors.As(err, &re) {
-		return errors.Is(err, ErrShuttingDown)
+		return errors.Is(err, ErrShuttingDown) || errors.Is(err, ErrNoPosition)
 	}
 	return true
 }

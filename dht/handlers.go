@@ -198,7 +198,12 @@ func (s *Service) handleDigest(_ context.Context, _ chord.ID, a digestArgs) (any
 	return digestReply{Buckets: d.level(int(a.MinReplication)), Skipped: s.suspects.current()}, nil
 }
 
-func (s *Service) handleVersions(_ context.Context, _ chord.ID, a versionsArgs) (any, error) {
+func (s *Service) handleVersions(ctx context.Context, _ chord.ID, a versionsArgs) (any, error) {
+	if a.Owner != nil {
+		if at := s.calledAt(ctx); !at.node.Owns(*a.Owner) || !at.node.Owns(a.To) {
+			return nil, fmt.Errorf("%w: %s..%s", chord.ErrNotOwner, a.Owner.Short(), a.To.Short())
+		}
+	}
 	limit := a.Limit
 	if limit <= 0 || limit > maxPageRecords {
 		limit = maxPageRecords

@@ -539,7 +539,7 @@ func (s *Service) placeGroup(ctx context.Context, at *position, res chord.Lookup
 		return nil
 	}
 	if len(send) > 0 && len(keep)+len(drop) > 0 {
-		if err := s.confirmHeld(ctx, owner, from, to, append(slices.Clone(keep), drop...), held); err != nil {
+		if err := s.confirmHeld(ctx, owner, first, from, to, append(slices.Clone(keep), drop...), held); err != nil {
 			s.metrics.refused.WithLabelValues("unconfirmed").Inc()
 			return fmt.Errorf("place: %w", err)
 		}
@@ -632,12 +632,14 @@ func (s *Service) implausibleOwner(at *position, owner chord.NodeInfo, first, to
 // confirmHeld asks owner for its versions of the records of (from, to] and
 // fails unless it holds every one of keys at this node's version or newer;
 // held[k] becomes the version of k confirmed.
-func (s *Service) confirmHeld(ctx context.Context, owner chord.NodeInfo, from, to chord.ID, keys [][32]byte, held map[[32]byte]store.Version) error {
+func (s *Service) confirmHeld(ctx context.Context, owner chord.NodeInfo, first, from, to chord.ID, keys [][32]byte, held map[[32]byte]store.Version) error {
 	buckets := map[int]bool{}
 	for _, k := range keys {
 		buckets[int(chord.KeyPosition(k)[0])] = true
 	}
-	va := versionsArgs{From: from, To: to, MinReplication: 1, Limit: maxPageRecords}
+	// Only the position that owns the records confirms them: a node at
+	// several positions holds the replicas of some in the same store.
+	va := versionsArgs{From: from, To: to, MinReplication: 1, Limit: maxPageRecords, Owner: &first}
 	for b := range buckets {
 		va.Buckets = append(va.Buckets, b)
 	}

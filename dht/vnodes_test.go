@@ -3,6 +3,7 @@ package dht
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -31,6 +32,9 @@ type vring struct {
 	t       *testing.T
 	net     *chordtest.Network
 	members []*vmember
+	// slow multiplies the round intervals of positions but the first, as
+	// the daemon does (1: no slowdown).
+	slow int
 }
 
 // newVRing starts n physical nodes of v positions each, joined one position
@@ -41,7 +45,7 @@ func newVRing(t *testing.T, n, v int) *vring {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &vring{t: t, net: net}
+	r := &vring{t: t, net: net, slow: 1}
 	for i := range n {
 		r.add(i, v)
 	}
@@ -112,7 +116,11 @@ func (r *vring) move(m *vmember, i int, id chord.ID) {
 	t.Helper()
 	info := chord.NodeInfo{ID: id, Addr: m.addr}
 	tr := r.net.Transport(info)
-	node, err := chord.New(testNodeConfig(), info, tr, nil)
+	ncfg := testNodeConfig()
+	ncfg.StabilizeInterval *= time.Duration(r.slow)
+	ncfg.CheckPredecessorInterval *= time.Duration(r.slow)
+	ncfg.FixFingersInterval *= time.Duration(2 * r.slow)
+	node, err := chord.New(ncfg, info, tr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,5 +294,48 @@ func TestVirtualNodesPlacement(t *testing.T) {
 				check("after a position moved")
 			}
 		})
+	}
+}
+
+// TestVersionsConfirmOnlyAtTheOwner: a dht.versions call that asks for a
+// confirmation as owner (versionsArgs.Owner) is answered by the position
+// that owns the records and refused (chord.ErrNotOwner) by another position
+// of the same node, although both read one store.
+func TestVersionsConfirmOnlyAtTheOwner(t *testing.T) {
+	r := newVRing(t, 2, 4)
+	ctx := context.Background()
+	m := r.members[0]
+	k := key(1)
+	pos := chord.KeyPosition(k)
+	var owner, other chord.NodeInfo
+	for _, n := range m.nodes {
+		if n.Owns(pos) {
+			owner = n.Self()
+		} else {
+			other = n.Self()
+		}
+	}
+	if owner.Addr == "" {
+		m = r.members[1]
+		for _, n := range m.nodes {
+			if n.Owns(pos) {
+				owner = n.Self()
+			} else {
+				other = n.Self()
+			}
+		}
+	}
+	tr := r.net.Transport(r.members[1-slices.Index(r.members, m)].nodes[0].Self())
+	va := versionsArgs{From: pos, To: pos, MinReplication: 1, Limit: maxPageRecords, Owner: &pos}
+	var rep versionsReply
+	if err := tr.Call(ctx, owner, methodVersions, va, &rep); err != nil {
+		t.Fatalf("versions as owner at the owning position %v: %v", owner, err)
+	}
+	if err := tr.Call(ctx, other, methodVersions, va, &rep); !errors.Is(err, chord.ErrNotOwner) {
+		t.Fatalf("versions as owner at position %v of the same node, which does not own %s: %v; want %v", other, pos.Short(), err, chord.ErrNotOwner)
+	}
+	va.Owner = nil
+	if err := tr.Call(ctx, other, methodVersions, va, &rep); err != nil {
+		t.Fatalf("versions without the owner check at %v: %v", other, err)
 	}
 }

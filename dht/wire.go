@@ -168,6 +168,11 @@ type versionsArgs struct {
 	Buckets        []int     `json:"buckets,omitempty"` // empty: every bucket
 	After          *chord.ID `json:"after,omitempty"`
 	Limit          int       `json:"limit"`
+	// Owner, if set, asks for an answer only from a position that owns
+	// both Owner and To: the versions it gives are then those it holds as
+	// their owner (a node at several positions keeps one store, so holding
+	// a record is not owning it). Otherwise the call fails with ErrNotOwner.
+	Owner *chord.ID `json:"owner,omitempty"`
 }
 
 type versionEntry struct {
