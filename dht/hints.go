@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/internal/ctxutil"
 	"github.com/durachord/durachord/store"
 )
 
@@ -146,7 +147,7 @@ func (s *Service) deliverHints(ctx context.Context) {
 		case <-s.hintKick:
 			// Let the ring settle a little: the owner was out of reach
 			// a moment ago.
-			if pause(ctx, s.cfg.HintInterval) != nil {
+			if ctxutil.Sleep(ctx, s.cfg.HintInterval) != nil {
 				return
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/internal/ctxutil"
 	"github.com/durachord/durachord/store"
 )
 
@@ -296,7 +297,7 @@ func (s *Service) pace(ctx context.Context, n int) error {
 	if wait <= 0 {
 		return nil
 	}
-	return pause(ctx, wait)
+	return ctxutil.Sleep(ctx, wait)
 }
 
 // Maintain runs one maintenance round: promotion of replicas in this node's

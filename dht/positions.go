@@ -92,10 +92,17 @@ func (s *Service) isLocal(id chord.ID) bool {
 // sendingPosition returns the local position nearest after pos (pos
 // itself included): the owner of pos when a local position owns it.
 func (s *Service) sendingPosition(pos chord.ID) *position {
-	best := s.ps()[0]
-	for _, p := range s.ps()[1:] {
-		if pos.Distance(p.node.Self().ID).Cmp(pos.Distance(best.node.Self().ID)) < 0 {
-			best = p
+	return s.nearest(func(self chord.ID) chord.ID { return pos.Distance(self) })
+}
+
+// nearest returns the local position whose ID has the least dist, from
+// one snapshot of the positions.
+func (s *Service) nearest(dist func(self chord.ID) chord.ID) *position {
+	ps := s.ps()
+	best, bestDist := ps[0], dist(ps[0].node.Self().ID)
+	for _, p := range ps[1:] {
+		if d := dist(p.node.Self().ID); d.Cmp(bestDist) < 0 {
+			best, bestDist = p, d
 		}
 	}
 	return best
@@ -104,14 +111,7 @@ func (s *Service) sendingPosition(pos chord.ID) *position {
 // routeFrom returns the local position a request for pos starts from: the
 // one nearest before it, whose fingers reach it in the fewest hops.
 func (s *Service) routeFrom(pos chord.ID) *position {
-	ps := s.ps()
-	best := ps[0]
-	for _, p := range ps[1:] {
-		if p.node.Self().ID.Distance(pos).Cmp(best.node.Self().ID.Distance(pos)) < 0 {
-			best = p
-		}
-	}
-	return best
+	return s.nearest(func(self chord.ID) chord.ID { return self.Distance(pos) })
 }
 
 // gap is the arc (from, to] between two of this node's arcs, and the

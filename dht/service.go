@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/internal/ctxutil"
 	"github.com/durachord/durachord/store"
 )
 
@@ -371,7 +372,7 @@ func (s *Service) putVersion(ctx context.Context, a putArgs) (int, store.Version
 		if attempt > 0 {
 			// Transient trouble (a ring change, an owner at its limit):
 			// try again until the request's own deadline.
-			if err := pause(ctx, backoff); err != nil {
+			if err := ctxutil.Sleep(ctx, backoff); err != nil {
 				return calls, acked, errors.Join(lastErr, err)
 			}
 			backoff = min(2*backoff, 500*time.Millisecond)
@@ -448,7 +449,7 @@ func (s *Service) ownerPut(ctx context.Context, a putArgs) (store.Version, error
 			refused++
 			continue
 		case errors.Is(err, ErrNoQuorum) && time.Since(start)+backoff < s.cfg.CallTimeout:
-			if pause(ctx, backoff) != nil {
+			if ctxutil.Sleep(ctx, backoff) != nil {
 				break
 			}
 			backoff = min(2*backoff, 500*time.Millisecond)
@@ -735,18 +736,6 @@ func (s *Service) ask(ctx context.Context, n chord.NodeInfo, a getArgs) (store.R
 		return store.Record{}, chord.Reply{}, ErrNotFound
 	}
 	return rec, chord.Reply{Neighbours: w.Neighbours}, nil
-}
-
-// pause waits for d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func outcome(err error) string {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/internal/ctxutil"
 )
 
 // Config tunes a Network. The zero value is an instant, lossless network.
@@ -233,13 +234,13 @@ func (t *Transport) Call(ctx context.Context, to chord.NodeInfo, method string, 
 	h, delay, err := t.net.route(t.from, to, method)
 	if err != nil {
 		if errors.Is(err, chord.ErrUnreachable) && t.net.cfg.UnreachableDelay > 0 {
-			if werr := wait(ctx, t.net.cfg.UnreachableDelay); werr != nil {
+			if werr := ctxutil.Sleep(ctx, t.net.cfg.UnreachableDelay); werr != nil {
 				return fmt.Errorf("%w (%w)", werr, err)
 			}
 		}
 		return err
 	}
-	if err := wait(ctx, delay); err != nil {
+	if err := ctxutil.Sleep(ctx, delay); err != nil {
 		return err
 	}
 	type outcome struct {
@@ -279,18 +280,4 @@ func (t *Transport) Call(ctx context.Context, to chord.NodeInfo, method string, 
 		return fmt.Errorf("chordtest: decode %s result: %w", method, err)
 	}
 	return nil
-}
-
-func wait(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -170,7 +170,7 @@ func runDevnet(c *cli.Context) error {
 	}
 
 	rctx, cancel := context.WithTimeout(ctx, c.Duration("ready-timeout"))
-	err = devnetWaitStable(rctx, nodes, c.Int("vnodes"))
+	err = devnetWaitStable(rctx, nodes, vn)
 	cancel()
 	if err != nil {
 		if ctx.Err() != nil {

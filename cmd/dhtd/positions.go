@@ -13,6 +13,7 @@ import (
 	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/crypto"
 	"github.com/durachord/durachord/dht"
+	"github.com/durachord/durachord/internal/ctxutil"
 )
 
 // Virtual nodes in the daemon: the node stands at ring.vnodes positions, the
@@ -63,9 +64,8 @@ func checkPositions(recorded []int, vnodes int) error {
 // daemon's client, store and config (ncfg).
 func (d *daemon) newPosition(ncfg chord.Config, idx int) (*chord.Node, error) {
 	self := chord.NodeInfo{ID: crypto.PositionID(d.id.Leaf, idx), Addr: d.self.Addr}
-	var tr chord.Transport = d.client
+	tr := d.transport(idx)
 	if idx > 0 {
-		tr = d.client.As(idx)
 		// The further positions run their rounds less often, so that the
 		// ring maintenance of a node at V positions stays within about
 		// twice that of a node at one (docs/benchmarks.md): stabilise and
@@ -86,15 +86,12 @@ func (d *daemon) newPosition(ncfg chord.Config, idx int) (*chord.Node, error) {
 	return n, nil
 }
 
-// joinPositions brings every position but the first onto the ring through
-// the first, which has joined, choosing and recording the ones the data
-// directory does not record yet; run starts each position's loops once it
-// has joined. It retries until ctx ends.
-func (d *daemon) joinPositions(ctx context.Context, run func(*chord.Node)) error {
-	// Moving positions afterwards to even out the ring (chord.BestMove,
-	// dht.RemovePosition) is not done: on real processes it lost records
-	// (docs/vnodes.md, As built).
-	return d.joinRecorded(ctx, run)
+// transport returns the transport of calls made from position index idx.
+func (d *daemon) transport(idx int) chord.Transport {
+	if idx == 0 {
+		return d.client
+	}
+	return d.client.As(idx)
 }
 
 // candidates returns the node's candidate positions, by index.
@@ -106,9 +103,13 @@ func (d *daemon) candidates() []chord.ID {
 	return cands
 }
 
-// joinRecorded brings the recorded positions but the first onto the ring,
-// then chooses, records and joins the ones ring.vnodes adds.
-func (d *daemon) joinRecorded(ctx context.Context, run func(*chord.Node)) error {
+// joinPositions brings every position but the first onto the ring through
+// the first, which has joined, then chooses, records and joins the ones
+// ring.vnodes adds; run starts each position's loops once it has joined. It
+// retries until ctx ends. Positions do not move afterwards: moving them to
+// even out the ring (chord.BestMove, dht.RemovePosition) lost records on real
+// processes (docs/vnodes.md, As built).
+func (d *daemon) joinPositions(ctx context.Context, run func(*chord.Node)) error {
 	for _, n := range d.nodes[1:] {
 		if err := d.joinThrough(ctx, n); err != nil {
 			return err
@@ -137,7 +138,7 @@ func (d *daemon) joinRecorded(ctx context.Context, run func(*chord.Node)) error 
 			return err
 		}
 		d.mux.Add(n.Self().ID, n)
-		if err := d.svc.AddPosition(dht.Position{Node: n, Transport: d.client.As(i)}); err != nil {
+		if err := d.svc.AddPosition(dht.Position{Node: n, Transport: d.transport(i)}); err != nil {
 			return err
 		}
 		d.posMu.Lock()
@@ -181,22 +182,11 @@ func (d *daemon) waitToChoose(ctx context.Context) error {
 		} else {
 			last, same = n, 0
 		}
-		if err := sleepCtx(ctx, step); err != nil {
+		if err := ctxutil.Sleep(ctx, step); err != nil {
 			return err
 		}
 	}
-	return sleepCtx(ctx, time.Duration(rand.Int64N(int64(chooseJitter*d.cfg.Ring.StabilizeInterval.Duration)+1)))
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return ctxutil.Sleep(ctx, time.Duration(rand.Int64N(int64(chooseJitter*d.cfg.Ring.StabilizeInterval.Duration)+1)))
 }
 
 // choosePositions walks the ring from position 0 and returns the indexes to

@@ -239,11 +239,7 @@ func (d *daemon) open() error {
 		}
 		d.nodes = append(d.nodes, n)
 		d.mux.Add(n.Self().ID, n)
-		var tr chord.Transport = d.client
-		if i > 0 {
-			tr = d.client.As(i)
-		}
-		ps = append(ps, dht.Position{Node: n, Transport: tr})
+		ps = append(ps, dht.Position{Node: n, Transport: d.transport(i)})
 	}
 	d.node = d.nodes[0]
 	if len(d.nodes) > 1 {
