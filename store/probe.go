@@ -38,8 +38,11 @@ func (s *Store) probe(ctx context.Context) error {
 	}
 	done := make(chan error, 1) // the goroutine never blocks on it
 	s.probes.Go(func() {
-		defer s.probing.Store(false)
-		done <- s.readWrite()
+		err := s.readWrite()
+		// Clear the flag before answering: a probe that follows one that
+		// has returned must not find it still running.
+		s.probing.Store(false)
+		done <- err
 	})
 	select {
 	case err := <-done:

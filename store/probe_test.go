@@ -232,3 +232,14 @@ func returnsWithin(t *testing.T, d time.Duration, fn func() error) error {
 		return nil
 	}
 }
+
+// A probe that follows one that has returned finds the store free: the
+// running flag is cleared before the answer is sent.
+func TestProbesInARow(t *testing.T) {
+	s := openTest(t, "", nil)
+	for i := 0; i < 500; i++ {
+		if err := s.Probe(context.Background()); err != nil {
+			t.Fatalf("probe %d right after the last one returned = %v; want nil", i, err)
+		}
+	}
+}
