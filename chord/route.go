@@ -145,10 +145,11 @@ func (n *Node) routeFailed(calls int, tried []LookupResult, err error) (RouteRes
 
 // routeOn reports whether a request that failed with err goes on to another
 // node: the node could not be reached, was not itself (identity), is
-// leaving, not in the ring yet, or too slow. Any other error is the owner's
+// leaving, no longer stands at the position called (virtual nodes: it moved
+// it), not in the ring yet, or too slow. Any other error is the owner's
 // answer (an Asker may translate it, as not found), returned to the caller.
 func routeOn(err error) bool {
-	for _, e := range []error{ErrUnreachable, ErrIdentityMismatch, ErrShuttingDown, ErrNotReady, context.DeadlineExceeded} {
+	for _, e := range []error{ErrUnreachable, ErrIdentityMismatch, ErrShuttingDown, ErrNoPosition, ErrNotReady, context.DeadlineExceeded} {
 		if errors.Is(err, e) {
 			return true
 		}

@@ -365,3 +365,41 @@ func TestRouteSlowOwnerNotSuspected(t *testing.T) {
 		}
 	})
 }
+
+// TestRouteGoesOnFromAMovedPosition: a believed owner whose process no longer
+// stands at that position (virtual nodes: it moved it) answers "no such
+// position"; the route goes on to the node that owns the arc now, instead of
+// returning that answer as the owner's, and the next route does not ask the
+// moved position again.
+func TestRouteGoesOnFromAMovedPosition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newHandRing(t, routeConfig(), 0x10, 0x30, 0x50, 0x70, 0x90, 0xb0, 0xd0, 0xf0)
+		from, pos, moved, next := r.node(at(0xb0)), at(0x60), at(0x70), at(0x90)
+		r.mustRoute(from, pos, moved, 6)
+		r.mustRoute(from, pos, moved, 1) // cached
+		// The position leaves the ring as a graceful leave does, and its
+		// address answers calls for it with "no such position".
+		if err := r.node(moved).Leave(r.ctx); err != nil {
+			t.Fatal(err)
+		}
+		r.settle([]chord.ID{from.Self().ID, moved})
+		gone := func(ask chord.Asker) chord.Asker {
+			return func(ctx context.Context, to chord.NodeInfo, learn bool) (chord.Reply, error) {
+				if to.ID == moved {
+					return chord.Reply{}, &chord.RemoteError{Code: chord.ErrorCode(chord.ErrNoPosition), Message: "chord: no such position at this node"}
+				}
+				return ask(ctx, to, learn)
+			}
+		}
+		served, res, err := r.route(from, pos, gone)
+		if err != nil {
+			t.Fatalf("Route(%s) with its cached owner moved away = %v; want it served by %s", pos.Short(), err, next.Short())
+		}
+		if served.ID != next || res.Owner.ID != next {
+			t.Fatalf("Route(%s) served by %v (result %v); want %s", pos.Short(), served, res.Owner, next.Short())
+		}
+		if _, _, err := r.route(from, pos, gone); err != nil || containsID(r.asked, moved) {
+			t.Fatalf("the next Route(%s) = %v, asking %v; want it served without asking the moved position %s", pos.Short(), err, r.asked, moved.Short())
+		}
+	})
+}

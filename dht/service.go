@@ -412,10 +412,11 @@ func (s *Service) putVersion(ctx context.Context, a putArgs) (int, store.Version
 }
 
 // retryable reports whether a call may succeed when tried again: the peer was
-// busy, unreachable, leaving or not the owner (yet), or the call timed out.
+// busy, unreachable, leaving, no longer at the position called, or not the
+// owner (yet), or the call timed out.
 func retryable(err error) bool {
 	for _, e := range []error{chord.ErrNotOwner, chord.ErrUnreachable, chord.ErrOverloaded,
-		chord.ErrShuttingDown, chord.ErrNotReady, context.DeadlineExceeded} {
+		chord.ErrShuttingDown, chord.ErrNoPosition, chord.ErrNotReady, context.DeadlineExceeded} {
 		if errors.Is(err, e) {
 			return true
 		}
