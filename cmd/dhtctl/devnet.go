@@ -36,6 +36,7 @@ type devnetNode struct {
 	AdminTokenFile string `json:"admin_token_file"`
 
 	token string // the content of AdminTokenFile
+	ca    *crypto.CA
 	dir   string
 	log   string
 	cmd   *exec.Cmd
@@ -157,14 +158,14 @@ func runDevnet(c *cli.Context) error {
 	say("starting %d nodes in %s", n, dir)
 	defer devnetStop(nodes, errw)
 	for i, nd := range nodes {
-		args := []string{"--config", filepath.Join(nd.dir, "config.toml"),
-			"--p2p-address", nd.P2P, "--api-address", nd.API, "--admin-address", nd.Admin,
-			"--data-dir", nd.DataDir, "--tls-dir", filepath.Join(nd.dir, "tls"),
-			"--hmac-keys", filepath.Join(dir, "hmac.keys")}
+		bootstrap := ""
 		if i > 0 {
-			args = append(args, "--bootstrap", nodes[0].P2P)
+			bootstrap = nodes[0].P2P
 		}
-		if err := nd.start(dhtd, args); err != nil {
+		if err := nd.startListening(ctx, dhtd, dir, bootstrap); err != nil {
+			if ctx.Err() != nil {
+				return nil // interrupted while starting
+			}
 			return failf("devnet: start node %d: %v", i+1, err)
 		}
 	}
@@ -241,28 +242,120 @@ func devnetPrepare(dir string, n int, pprof bool, vnodes int) ([]*devnetNode, er
 		fmt.Sprintf("\n[admin]\ntoken_file = %q\npprof = %t\n", tokenFile, pprof)
 	nodes := make([]*devnetNode, n)
 	for i := range nodes {
-		nd := &devnetNode{dir: filepath.Join(dir, "node"+strconv.Itoa(i+1)), AdminTokenFile: tokenFile, token: token}
+		nd := &devnetNode{dir: filepath.Join(dir, "node"+strconv.Itoa(i+1)), AdminTokenFile: tokenFile, token: token, ca: ca}
 		nd.DataDir = filepath.Join(nd.dir, "data")
 		nd.log = filepath.Join(nd.dir, "dhtd.log")
-		for _, a := range []*string{&nd.P2P, &nd.API, &nd.Admin} {
-			if *a, err = freeAddr(); err != nil {
-				return nil, err
-			}
-		}
-		cert, err := ca.Issue(nd.P2P)
-		if err != nil {
-			return nil, err
-		}
-		if err := cert.WriteDir(filepath.Join(nd.dir, "tls"), false); err != nil {
+		if err := nd.assign(); err != nil {
 			return nil, err
 		}
 		if err := os.WriteFile(filepath.Join(nd.dir, "config.toml"), []byte(config), 0o600); err != nil {
 			return nil, err
 		}
-		nd.ID = cert.ID.String()
 		nodes[i] = nd
 	}
 	return nodes, nil
+}
+
+// assign gives the node addresses that are free now and a certificate for
+// its p2p address (a new key, so a new ID).
+func (nd *devnetNode) assign() error {
+	for _, a := range []*string{&nd.P2P, &nd.API, &nd.Admin} {
+		var err error
+		if *a, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	cert, err := nd.ca.Issue(nd.P2P)
+	if err != nil {
+		return err
+	}
+	if err := cert.WriteDir(filepath.Join(nd.dir, "tls"), true); err != nil {
+		return err
+	}
+	nd.ID = cert.ID.String()
+	return nil
+}
+
+// args returns the node's dhtd command line (bootstrap: the first node's p2p
+// address, "" for the first node).
+func (nd *devnetNode) args(dir, bootstrap string) []string {
+	args := []string{"--config", filepath.Join(nd.dir, "config.toml"),
+		"--p2p-address", nd.P2P, "--api-address", nd.API, "--admin-address", nd.Admin,
+		"--data-dir", nd.DataDir, "--tls-dir", filepath.Join(nd.dir, "tls"),
+		"--hmac-keys", filepath.Join(dir, "hmac.keys")}
+	if bootstrap != "" {
+		args = append(args, "--bootstrap", bootstrap)
+	}
+	return args
+}
+
+// Ports are picked free a moment before a node binds them, and a process
+// that starts meanwhile (another node's outgoing connection, any program)
+// may take one. So a node is started, and the next one only once it
+// listens; a node that could not bind gets new addresses (and a new
+// certificate) and starts again, up to bindTries times.
+const (
+	bindTries   = 4
+	listenAfter = 30 * time.Second
+)
+
+// startListening starts the node and waits until it listens, starting it
+// again on new addresses if it could not bind one.
+func (nd *devnetNode) startListening(ctx context.Context, dhtd, dir, bootstrap string) error {
+	for try := 1; ; try++ {
+		var logged int64 // the log's length before this start
+		if fi, err := os.Stat(nd.log); err == nil {
+			logged = fi.Size()
+		}
+		if err := nd.start(dhtd, nd.args(dir, bootstrap)); err != nil {
+			return err
+		}
+		err := nd.waitListening(ctx, logged)
+		if err == nil || try == bindTries || !nd.logSays(logged, "address already in use") {
+			return err
+		}
+		if err := os.RemoveAll(nd.DataDir); err != nil {
+			return err
+		}
+		if err := nd.assign(); err != nil {
+			return err
+		}
+	}
+}
+
+// waitListening waits until the node logs, after offset from, that it runs
+// (dhtd does once its listeners are bound), or the process exits, or
+// listenAfter has passed.
+func (nd *devnetNode) waitListening(ctx context.Context, from int64) error {
+	deadline := time.Now().Add(listenAfter)
+	for {
+		select {
+		case err := <-nd.exited:
+			nd.exited <- err // keep it for devnetStop
+			return fmt.Errorf("exited (%v); its log: %s", err, nd.log)
+		default:
+		}
+		if nd.logSays(from, "node running") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not running after %v; its log: %s", listenAfter, nd.log)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// logSays reports whether the node's log, from offset from on, holds text.
+func (nd *devnetNode) logSays(from int64, text string) bool {
+	b, err := os.ReadFile(nd.log)
+	if err != nil || int64(len(b)) < from {
+		return false
+	}
+	return strings.Contains(string(b[from:]), text)
 }
 
 func (nd *devnetNode) start(dhtd string, args []string) error {
