@@ -11,6 +11,17 @@
 // periodic rounds at their configured intervals, with no requests (-maint-for
 // of virtual time per ring size).
 //
+// With -vnodes V, the balance of virtual nodes (each node at V ring
+// positions, chosen by chord.ChoosePositions): the share of the circle and
+// the records the most loaded node holds, for the sizes of -balance-n. With
+// V > 1 also, for each physical ring size of -vnodes-n, the cold lookups and
+// the ring maintenance of a ring of virtual nodes, set up as the daemon sets
+// one up (vnodes.go), against the same nodes at one position each: mean hops
+// from a random physical node started at its position nearest before the key
+// (as requests start) and at its position 0, and maintenance calls per
+// physical node per minute with the further positions' slower rounds, and
+// their ratio to those at one position. Each table says its targets.
+//
 // Time is virtual: the simulator calls each node's round methods (Stabilize,
 // FixFingers, CheckPredecessor, ProbeEvicted) itself, in event order, and
 // the network answers at once, so thousands of nodes run on one core.
@@ -76,7 +87,8 @@ func run(args []string) error {
 	seed := fs.Uint64("seed", 1, "random seed")
 	listLen := fs.Int("successors", 8, "successor list length")
 	maintFor := fs.Duration("maint-for", time.Minute, "virtual duration of the ring-maintenance measurement of each ring size (0: none)")
-	vnodes := fs.Int("vnodes", 0, "positions per node for the virtual-node balance measurement (0: none)")
+	vnodes := fs.Int("vnodes", 0, "positions per node (virtual nodes) for the balance measurement and, above 1, the cold lookups and ring maintenance of rings of virtual nodes (0: none)")
+	vnodesN := fs.String("vnodes-n", "16,64,256,1024", "physical ring sizes of the virtual-node lookup and maintenance measurement, comma separated (empty: balance only)")
 	balanceN := fs.String("balance-n", "16,1024", "ring sizes of the virtual-node balance measurement")
 	balanceSeeds := fs.Int("balance-seeds", 10, "seeds of the virtual-node balance measurement")
 	balanceRepl := fs.Int("balance-replication", 3, "replication of the virtual-node balance measurement")
@@ -111,6 +123,19 @@ func run(args []string) error {
 
 	if *vnodes < 0 || *vnodes > 256 || *balanceSeeds < 1 || *balanceRepl < 1 {
 		return fmt.Errorf("-vnodes must be in [0, 256], -balance-seeds and -balance-replication at least 1")
+	}
+	var vsizes []int
+	if *vnodes > 1 {
+		for _, s := range strings.Split(*vnodesN, ",") {
+			if strings.TrimSpace(s) == "" {
+				continue // -vnodes-n "": balance only
+			}
+			v, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || v < 2 {
+				return fmt.Errorf("-vnodes-n: bad size %q", s)
+			}
+			vsizes = append(vsizes, v)
+		}
 	}
 	if *vnodes > 0 {
 		var bs []int
@@ -188,6 +213,22 @@ func run(args []string) error {
 			m.print()
 		}
 	}
+	if len(vsizes) > 0 {
+		var rows []vnodeRow
+		for _, n := range vsizes {
+			r, err := measureVNodeRing(o, n, *vnodes)
+			if err != nil {
+				return err
+			}
+			rows = append(rows, r)
+		}
+		fmt.Println()
+		printVNodeHops(rows)
+		if o.maintFor > 0 {
+			fmt.Println()
+			printVNodeMaint(rows, o.maintFor)
+		}
+	}
 	return nil
 }
 
@@ -244,6 +285,12 @@ type sim struct {
 	ring  []chord.ID // sorted IDs of live nodes
 	last  chord.ID   // the node that joined last
 	ctx   context.Context
+	// phys are the physical nodes of a ring built by buildVNodes, each at
+	// its ring positions; nil when every node stands at one position.
+	phys []*physical
+	// cfgs are the configs of the positions whose rounds run at other
+	// intervals than cfg's (a node's further positions).
+	cfgs map[chord.ID]chord.Config
 }
 
 func newSim(o options, n int) (*sim, error) {
@@ -296,7 +343,7 @@ func (s *sim) randomID() chord.ID {
 func (s *sim) newNode() (*chord.Node, error) {
 	id := s.randomID()
 	info := chord.NodeInfo{ID: id, Addr: "sim-" + id.String()[:16]}
-	tr := countingTransport{Transport: s.net.Transport(info), self: id, c: s.calls}
+	tr := countingTransport{Transport: s.net.Transport(info), self: info, c: s.calls}
 	n, err := chord.New(s.cfg, info, tr, nil)
 	if err != nil {
 		return nil, err
@@ -368,24 +415,36 @@ func (s *sim) build(size int) error {
 		if err := s.join(); err != nil {
 			return err
 		}
-		i, _ := slices.BinarySearchFunc(s.ring, s.last, chord.ID.Cmp)
-		for k := 1; k <= min(s.o.listLen, len(s.ring)-1); k++ {
-			_ = s.nodes[s.ring[(i-k+len(s.ring))%len(s.ring)]].Stabilize(s.ctx)
-		}
+		s.stabilizeBefore(s.last)
 	}
+	s.settle()
+	return nil
+}
+
+// stabilizeBefore runs a stabilise round of the successor-list-length
+// predecessors of the node id that just joined, nearest first.
+func (s *sim) stabilizeBefore(id chord.ID) {
+	i, _ := slices.BinarySearchFunc(s.ring, id, chord.ID.Cmp)
+	for k := 1; k <= min(s.o.listLen, len(s.ring)-1); k++ {
+		_ = s.nodes[s.ring[(i-k+len(s.ring))%len(s.ring)]].Stabilize(s.ctx)
+	}
+}
+
+// settle runs stabilise and fix-fingers rounds of every node of a ring
+// built by joins, until the successor lists and fingers are right.
+func (s *sim) settle() {
 	for range 3 {
 		// Reverse ring order propagates whole successor lists in one pass.
 		for i := len(s.ring) - 1; i >= 0; i-- {
 			_ = s.nodes[s.ring[i]].Stabilize(s.ctx)
 		}
 	}
-	rounds := int(math.Log2(float64(size))) + 6
+	rounds := int(math.Log2(float64(len(s.ring)))) + 6
 	for range rounds {
 		for _, id := range s.ring {
 			_ = s.nodes[id].FixFingers(s.ctx)
 		}
 	}
-	return nil
 }
 
 // checkRing counts nodes whose successor, predecessor or fingers are wrong.

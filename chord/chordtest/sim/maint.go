@@ -28,46 +28,59 @@ var maintMethods = []string{"chord.neighbours", "chord.notify", "chord.ping", "c
 const dhtMethods = "dht.*"
 
 // maintStats are the calls of a stretch of maintenance with no requests,
-// per node.
+// per node: per physical node, the sum over its ring positions.
 type maintStats struct {
-	n       int
-	d       time.Duration
-	cfg     chord.Config
-	sent    map[chord.ID]map[string]int // calls each node made, by method
-	recv    map[chord.ID]map[string]int // calls each node received, by method
-	nodes   []chord.ID
+	n     int // physical nodes
+	d     time.Duration
+	cfg   chord.Config
+	sent  map[chord.ID]map[string]int // calls each position made, by method
+	recv  map[chord.ID]map[string]int // calls each position received, by method
+	nodes [][]chord.ID                // each physical node's positions
+	// local is the number of calls made to the caller's own address (from
+	// one position of a node to another).
+	local   int
 	unknown []string // methods seen outside maintMethods and dht.*
 }
 
 // maintain runs every node's periodic rounds for d of virtual time, each
-// round kind at its interval of s.cfg as chord.Node.Run does (a random
-// stagger within the interval, then one round per interval), with no
-// requests, and counts the calls each node makes and receives. The lookup
-// caches are emptied first, so that fix-fingers and probe lookups route by
-// fingers and successor lists only, as on a node that has served no
-// requests. The staggers come from a random source of their own: the
-// measurement leaves the simulation's draws as they were.
+// round kind at its interval of the node's config (s.configOf) as
+// chord.Node.Run does (a random stagger within the interval, then one round
+// per interval), with no requests, and counts the calls each node makes and
+// receives. The lookup caches are emptied first, so that fix-fingers and
+// probe lookups route by fingers and successor lists only, as on a node that
+// has served no requests. The staggers come from a random source of their
+// own: the measurement leaves the simulation's draws as they were.
 func (s *sim) maintain(d time.Duration) maintStats {
 	rng := rand.New(rand.NewPCG(s.o.seed, uint64(len(s.ring))+1<<32))
 	for _, id := range s.ring {
 		// Replica pushes still queued from earlier PUTs are request
 		// traffic: let them leave before counting.
-		s.svcs[id].Wait()
+		if svc := s.svcs[id]; svc != nil {
+			svc.Wait()
+		}
 		s.nodes[id].ForgetCache()
 	}
-	intervals := map[int]time.Duration{
-		evStabilize:        s.cfg.StabilizeInterval,
-		evFixFingers:       s.cfg.FixFingersInterval,
-		evCheckPredecessor: s.cfg.CheckPredecessorInterval,
-		evProbe:            s.cfg.ProbeInterval,
+	interval := func(id chord.ID, kind int) float64 {
+		cfg := s.configOf(id)
+		switch kind {
+		case evStabilize:
+			return cfg.StabilizeInterval.Seconds()
+		case evFixFingers:
+			return cfg.FixFingersInterval.Seconds()
+		case evCheckPredecessor:
+			return cfg.CheckPredecessorInterval.Seconds()
+		default:
+			return cfg.ProbeInterval.Seconds()
+		}
 	}
 	q := &events{}
 	for _, id := range s.ring {
 		for kind := evStabilize; kind <= evProbe; kind++ {
-			heap.Push(q, event{at: rng.Float64() * intervals[kind].Seconds(), kind: kind, node: id})
+			heap.Push(q, event{at: rng.Float64() * interval(id, kind), kind: kind, node: id})
 		}
 	}
 	s.calls.take()
+	s.calls.takeLocal()
 	s.calls.byNode()
 	end := d.Seconds()
 	for q.Len() > 0 {
@@ -86,11 +99,12 @@ func (s *sim) maintain(d time.Duration) maintStats {
 		case evProbe:
 			_ = n.ProbeEvicted(s.ctx)
 		}
-		heap.Push(q, event{at: ev.at + intervals[ev.kind].Seconds(), kind: ev.kind, node: ev.node})
+		heap.Push(q, event{at: ev.at + interval(ev.node, ev.kind), kind: ev.kind, node: ev.node})
 	}
 	s.calls.take()
 	sent, recv := s.calls.takeByNode()
-	st := maintStats{n: len(s.ring), d: d, cfg: s.cfg, sent: sent, recv: recv, nodes: slices.Clone(s.ring)}
+	phys := s.physicalNodes()
+	st := maintStats{n: len(phys), d: d, cfg: s.cfg, sent: sent, recv: recv, nodes: phys, local: s.calls.takeLocal()}
 	seen := map[string]bool{}
 	for _, m := range sent {
 		for method := range m {
@@ -118,14 +132,17 @@ func count(m map[string]int, method string) int {
 }
 
 // perMinute returns the mean and the largest number of calls of method per
-// node per minute in by (sent or recv).
+// physical node per minute in by (sent or recv).
 func (st maintStats) perMinute(by map[chord.ID]map[string]int, method string) (mean, most float64) {
 	if st.n == 0 || st.d <= 0 {
 		return 0, 0
 	}
 	total, top := 0, 0
-	for _, id := range st.nodes {
-		c := count(by[id], method)
+	for _, ids := range st.nodes {
+		c := 0
+		for _, id := range ids {
+			c += count(by[id], method)
+		}
 		total += c
 		top = max(top, c)
 	}

@@ -144,31 +144,38 @@ func (m *memRecords) Sweep(_ context.Context, now time.Time, _ int) (int, error)
 	return n, nil
 }
 
-// countingTransport counts the calls a node makes, by method.
+// countingTransport counts the calls a node (one ring position) makes, by
+// method.
 type countingTransport struct {
 	chord.Transport
-	self chord.ID
+	self chord.NodeInfo
 	c    *callCounter
 }
 
 func (t countingTransport) Call(ctx context.Context, to chord.NodeInfo, method string, args, reply any) error {
-	t.c.add(t.self, to.ID, method)
+	t.c.add(t.self.ID, to.ID, method, to.Addr == t.self.Addr)
 	return t.Transport.Call(ctx, to, method, args, reply)
 }
 
 // callCounter counts calls by method across all nodes and, while byNode is
-// on, by the node that made each call and the node it went to.
+// on, by the node that made each call and the node it went to. It also
+// counts apart the calls to the caller's own address: from one position of
+// a node to another of the same node (virtual nodes).
 type callCounter struct {
-	mu   sync.Mutex // guards n, sent and recv
-	n    map[string]int
-	sent map[chord.ID]map[string]int // nil: not counted by node
-	recv map[chord.ID]map[string]int
+	mu    sync.Mutex // guards n, local, sent and recv
+	n     map[string]int
+	local int
+	sent  map[chord.ID]map[string]int // nil: not counted by node
+	recv  map[chord.ID]map[string]int
 }
 
-func (c *callCounter) add(from, to chord.ID, method string) {
+func (c *callCounter) add(from, to chord.ID, method string, local bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.n[method]++
+	if local {
+		c.local++
+	}
 	if c.sent != nil {
 		tally(c.sent, from, method)
 		tally(c.recv, to, method)
@@ -188,6 +195,16 @@ func (c *callCounter) take() map[string]int {
 	defer c.mu.Unlock()
 	n := c.n
 	c.n = make(map[string]int)
+	return n
+}
+
+// takeLocal returns the number of calls to the caller's own address since
+// the last takeLocal and resets it.
+func (c *callCounter) takeLocal() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.local
+	c.local = 0
 	return n
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -99,5 +100,87 @@ func TestMaintenanceTraffic(t *testing.T) {
 	}
 	if len(st.unknown) > 0 {
 		t.Errorf("maintenance made calls the table has no row for: %v", st.unknown)
+	}
+}
+
+// TestVNodeRing: a simulated ring of 16 physical nodes at 4 positions each
+// is the ring those 64 positions make: every node stands at its 4 positions
+// at its one address, every position's successor, predecessor and fingers
+// are right, and a cold lookup from any position names the true successor
+// among all positions, for random keys and for keys at and just past each
+// position (the arcs' ends). The further positions run their rounds slower:
+// a node makes 60 + 3*15 neighbours calls a minute. The ring at one position
+// is that of the same nodes' positions 0.
+func TestVNodeRing(t *testing.T) {
+	const n, v = 16, 4
+	o := options{seed: 1, listLen: 8}
+	s, err := newSim(o, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.buildVNodes(n, v); err != nil {
+		t.Fatal(err)
+	}
+	var all []chord.NodeInfo
+	for _, p := range s.phys {
+		if len(p.nodes) != v {
+			t.Fatalf("node %s stands at %d positions; want %d", p.addr, len(p.nodes), v)
+		}
+		for _, nd := range p.nodes {
+			if nd.Self().Addr != p.addr {
+				t.Fatalf("position %v of node %s is at another address", nd.Self(), p.addr)
+			}
+			all = append(all, nd.Self())
+		}
+	}
+	slices.SortFunc(all, func(a, b chord.NodeInfo) int { return a.ID.Cmp(b.ID) })
+	all = slices.CompactFunc(all, func(a, b chord.NodeInfo) bool { return a.ID == b.ID })
+	if len(all) != n*v || len(s.ring) != n*v {
+		t.Fatalf("%d distinct positions, %d on the simulated ring; want %d", len(all), len(s.ring), n*v)
+	}
+	if bad := s.checkRing(); bad != 0 {
+		t.Fatalf("ring built with %d positions in a wrong state", bad)
+	}
+	successor := func(key chord.ID) chord.NodeInfo {
+		i, _ := slices.BinarySearchFunc(all, key, func(x chord.NodeInfo, id chord.ID) int { return x.ID.Cmp(id) })
+		return all[i%len(all)]
+	}
+	var keys []chord.ID
+	for _, x := range all {
+		keys = append(keys, x.ID, x.ID.AddPow2(0))
+	}
+	for range 32 {
+		keys = append(keys, s.randomID())
+	}
+	for _, key := range keys {
+		want := successor(key)
+		for _, p := range s.phys {
+			for _, nd := range p.nodes {
+				nd.ForgetCache()
+				res, err := nd.Lookup(s.ctx, key)
+				if err != nil || res.Owner != want {
+					t.Fatalf("Lookup(%s) from %v = %v, %v; want %v", key.Short(), nd.Self(), res.Owner, err, want)
+				}
+			}
+		}
+	}
+
+	st := s.maintain(time.Minute)
+	wantNb := 60.0 + (v-1)*60.0/v
+	if mean, most := st.perMinute(st.sent, "chord.neighbours"); math.Abs(mean-wantNb) > 1 || math.Abs(most-wantNb) > v {
+		t.Errorf("chord.neighbours: mean %.2f, max %.2f calls per node per minute; want %.0f (position 0 every second, the others every %d)", mean, most, wantNb, v)
+	}
+
+	one, err := newSim(o, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := one.buildVNodes(n, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range one.phys {
+		if got, want := p.nodes[0].Self(), s.phys[i].nodes[0].Self(); got != want {
+			t.Fatalf("node %d at one position stands at %v; want %v, its position 0 at %d", i, got, want, v)
+		}
 	}
 }
