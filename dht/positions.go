@@ -109,8 +109,13 @@ func (s *Service) nearest(dist func(self chord.ID) chord.ID) *position {
 }
 
 // routeFrom returns the local position a request for pos starts from: the
-// one nearest before it, whose fingers reach it in the fewest hops.
+// one that owns it, if one does (the request is then served here, with no
+// call), else the one nearest before it, whose fingers reach it in the
+// fewest hops.
 func (s *Service) routeFrom(pos chord.ID) *position {
+	if p := s.ownerOf(pos); p != nil {
+		return p
+	}
 	return s.nearest(func(self chord.ID) chord.ID { return self.Distance(pos) })
 }
 

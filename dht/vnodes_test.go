@@ -49,6 +49,18 @@ func newVRing(t *testing.T, n, v int) *vring {
 	for i := range n {
 		r.add(i, v)
 	}
+	// Before any member's store is checked and closed, every member has
+	// stopped and its replica pushes have ended: a push from one member
+	// into another's store during that check would make it fail.
+	t.Cleanup(func() {
+		for _, m := range r.members {
+			m.stop()
+		}
+		for _, m := range r.members {
+			m.wg.Wait()
+			m.svc.Wait()
+		}
+	})
 	r.waitStable()
 	return r
 }
@@ -337,5 +349,38 @@ func TestVersionsConfirmOnlyAtTheOwner(t *testing.T) {
 	va.Owner = nil
 	if err := tr.Call(ctx, other, methodVersions, va, &rep); err != nil {
 		t.Fatalf("versions without the owner check at %v: %v", other, err)
+	}
+}
+
+// TestRequestsAtALocalPositionMakeNoCalls: a PUT or a GET of a key that one
+// of the node's positions owns is served there, with no call to another
+// node (a route from the position nearest before the key would count one).
+func TestRequestsAtALocalPositionMakeNoCalls(t *testing.T) {
+	r := newVRing(t, 4, 4)
+	ctx := context.Background()
+	m := r.members[0]
+	n := 0
+	for i := 0; n < 20 && i < 4000; i++ {
+		k := key(i)
+		pos := chord.KeyPosition(k)
+		owner := m.svc.ownerOf(pos)
+		if owner == nil || owner == m.svc.ps()[0] {
+			continue // not a further position's: the first routes from itself anyway
+		}
+		n++
+		a := putArgs{Key: chord.ID(k), Value: []byte("v"), Expiry: time.Now().Add(time.Hour).UnixNano(), Replication: 3}
+		calls, err := m.svc.put(ctx, a)
+		if err != nil {
+			t.Fatalf("put of %s, owned here at %s: %v", pos.Short(), owner.node.Self().ID.Short(), err)
+		}
+		if calls != 0 {
+			t.Errorf("put of %s, owned here at %s: %d calls; want 0", pos.Short(), owner.node.Self().ID.Short(), calls)
+		}
+		if _, calls, err := m.svc.get(ctx, k); err != nil || calls != 0 {
+			t.Errorf("get of %s, owned here at %s: %d calls, %v; want 0 calls and the record", pos.Short(), owner.node.Self().ID.Short(), calls, err)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no key owned by a further position of the first node among 4000")
 	}
 }

@@ -105,11 +105,20 @@ func (d *daemon) candidates() []chord.ID {
 
 // joinPositions brings every position but the first onto the ring through
 // the first, which has joined, then chooses, records and joins the ones
-// ring.vnodes adds; run starts each position's loops once it has joined. It
-// retries until ctx ends. Positions do not move afterwards: moving them to
-// even out the ring (chord.BestMove, dht.RemovePosition) lost records on real
-// processes (docs/vnodes.md, As built).
+// ring.vnodes adds, then runs the repair loop; run starts each position's
+// loops once it has joined. It retries until ctx ends.
 func (d *daemon) joinPositions(ctx context.Context, run func(*chord.Node)) error {
+	if err := d.joinAll(ctx, run); err != nil {
+		return err
+	}
+	if d.cfg.Ring.VNodes < 2 {
+		return nil
+	}
+	return d.repairLoop(ctx, run)
+}
+
+// joinAll is joinPositions but the repair loop.
+func (d *daemon) joinAll(ctx context.Context, run func(*chord.Node)) error {
 	for _, n := range d.nodes[1:] {
 		if err := d.joinThrough(ctx, n); err != nil {
 			return err
@@ -133,23 +142,182 @@ func (d *daemon) joinPositions(ctx context.Context, run func(*chord.Node)) error
 	}
 	d.log.Info("ring positions chosen", "positions", idx)
 	for _, i := range idx[len(d.positionIdx):] {
-		n, err := d.newPosition(d.ncfg, i)
-		if err != nil {
+		if _, err := d.addPosition(ctx, i, run); err != nil {
 			return err
 		}
-		d.mux.Add(n.Self().ID, n)
-		if err := d.svc.AddPosition(dht.Position{Node: n, Transport: d.transport(i)}); err != nil {
-			return err
-		}
-		d.posMu.Lock()
-		d.nodes = append(d.nodes, n)
-		d.positionIdx = append(d.positionIdx, i)
-		d.posMu.Unlock()
-		if err := d.joinThrough(ctx, n); err != nil {
-			return err
-		}
-		run(n)
 	}
+	return nil
+}
+
+// addPosition brings the position at candidate idx onto the ring through
+// position 0 and starts its loops.
+func (d *daemon) addPosition(ctx context.Context, idx int, run func(*chord.Node)) (*chord.Node, error) {
+	n, err := d.newPosition(d.ncfg, idx)
+	if err != nil {
+		return nil, err
+	}
+	d.mux.Add(n.Self().ID, n)
+	if err := d.svc.AddPosition(dht.Position{Node: n, Transport: d.transport(idx)}); err != nil {
+		d.mux.Remove(n.Self().ID)
+		return nil, err
+	}
+	d.posMu.Lock()
+	d.nodes = append(d.nodes, n)
+	d.positionIdx = append(d.positionIdx, idx)
+	d.posMu.Unlock()
+	if err := d.joinThrough(ctx, n); err != nil {
+		return nil, err
+	}
+	run(n)
+	return n, nil
+}
+
+// Repair (docs/vnodes.md): the positions chosen at join leave the records a
+// node owns or holds far less even than its share of the circle, and
+// departures change the shares again. So a node at several positions looks
+// at the ring every repairEvery stabilise intervals (plus a random part of
+// as many) for its first repairRounds rounds, then every repairLater, and
+// moves at most one of its positions (never position 0) to another of its
+// candidates when that evens out the loads of the ring (chord.BestMove), if
+// it is among the most loaded (overloaded).
+const (
+	repairEvery  = 30
+	repairRounds = 10
+	repairLater  = 10 * time.Minute
+)
+
+// repairLoop runs the repair rounds until ctx ends.
+func (d *daemon) repairLoop(ctx context.Context, run func(*chord.Node)) error {
+	every := time.Duration(repairEvery) * d.cfg.Ring.StabilizeInterval.Duration
+	for round := 0; ; round++ {
+		wait := every + time.Duration(rand.Int64N(int64(every)+1))
+		if round >= repairRounds {
+			wait = repairLater
+		}
+		if err := ctxutil.Sleep(ctx, wait); err != nil {
+			return err
+		}
+		if err := d.repairOnce(ctx, run); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d.log.Warn("ring position move failed; the next round tries again", "error", err)
+		}
+	}
+}
+
+// repairOnce makes the best move, if there is one, on a settled view of the
+// ring: a move computed from a walk that missed positions (others still
+// joining or moving theirs) would aim at loads that are not there.
+func (d *daemon) repairOnce(ctx context.Context, run func(*chord.Node)) error {
+	ring, ok, err := d.settledRing(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	repl := d.cfg.Records.DefaultReplication
+	if !overloaded(ring, d.self.Addr, repl) {
+		return nil
+	}
+	d.posMu.Lock()
+	have := slices.Clone(d.positionIdx)
+	d.posMu.Unlock()
+	from, to, ok := chord.BestMove(ring, d.self.Addr, d.candidates(), have, repl)
+	if !ok {
+		return nil
+	}
+	return d.movePosition(ctx, from, to, len(ring), run)
+}
+
+// moveAbove is the load, as a multiple of the mean, from which a node moves
+// a position: only the most loaded nodes move, so that nodes that all see
+// the same ring do not all move at once and chase each other's moves.
+const moveAbove = 1.1
+
+// overloaded reports whether the node at address self owns, or owns or
+// holds (replication repl), at least moveAbove times the mean on ring.
+func overloaded(ring []chord.NodeInfo, self string, repl int) bool {
+	p, h := chord.Loads(ring, repl)
+	for _, m := range []map[string]float64{p, h} {
+		sum := 0.0
+		for _, v := range m {
+			sum += v
+		}
+		if m[self] >= moveAbove*sum/float64(len(m)) {
+			return true
+		}
+	}
+	return false
+}
+
+// settledRing walks the ring twice, settleEvery stabilise intervals apart,
+// and returns the positions seen when both walks completed and saw the
+// same ones (ok false otherwise: a ring in motion).
+func (d *daemon) settledRing(ctx context.Context) ([]chord.NodeInfo, bool, error) {
+	walk := func() ([]chord.NodeInfo, error) {
+		wctx, cancel := context.WithTimeout(ctx, ringWalkTimeout)
+		defer cancel()
+		sts, err := d.node.Walk(wctx, maxRingWalk)
+		if err != nil {
+			return nil, err
+		}
+		ring := make([]chord.NodeInfo, 0, len(sts))
+		for _, st := range sts {
+			ring = append(ring, chord.NodeInfo{ID: st.ID, Addr: st.Address})
+		}
+		slices.SortFunc(ring, func(a, b chord.NodeInfo) int { return a.ID.Cmp(b.ID) })
+		return ring, nil
+	}
+	first, err := walk()
+	if err != nil {
+		return nil, false, ctx.Err()
+	}
+	if err := ctxutil.Sleep(ctx, time.Duration(settleEvery)*d.cfg.Ring.StabilizeInterval.Duration); err != nil {
+		return nil, false, err
+	}
+	second, err := walk()
+	if err != nil || !slices.Equal(first, second) {
+		return nil, false, ctx.Err()
+	}
+	return second, true, nil
+}
+
+// movePosition moves the position at positionIdx[from] to candidate to (on a
+// walk that saw seen positions): the
+// new position joins first, then the old one hands its records over and
+// leaves the ring, then the data directory records the change. A crash in
+// between leaves the directory at the old positions, and the records the
+// new one took in the store, where the next start places them.
+func (d *daemon) movePosition(ctx context.Context, from, to, seen int, run func(*chord.Node)) error {
+	d.posMu.Lock()
+	old, oldIdx := d.nodes[from], d.positionIdx[from]
+	d.posMu.Unlock()
+	if _, err := d.addPosition(ctx, to, run); err != nil {
+		return fmt.Errorf("move ring position %d to %d: %w", oldIdx, to, err)
+	}
+	lctx, cancel := context.WithTimeout(ctx, d.cfg.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := d.svc.RemovePosition(lctx, old); err != nil {
+		return fmt.Errorf("move ring position %d to %d: hand over: %w", oldIdx, to, err)
+	}
+	if err := old.Leave(lctx); err != nil {
+		d.log.Warn("moved ring position's leave incomplete; its neighbours find out by themselves", "position", oldIdx, "error", err)
+	}
+	d.mux.Remove(old.Self().ID)
+	d.posMu.Lock()
+	if stop := d.stops[old]; stop != nil {
+		stop()
+		delete(d.stops, old)
+	}
+	i := slices.Index(d.nodes, old)
+	d.nodes = slices.Delete(d.nodes, i, i+1)
+	d.positionIdx = slices.Delete(d.positionIdx, i, i+1)
+	idx := slices.Clone(d.positionIdx)
+	d.posMu.Unlock()
+	b, _ := json.Marshal(idx)
+	if err := d.db.SetMeta(metaPositions, b); err != nil {
+		return fmt.Errorf("record the ring positions: %w", err)
+	}
+	d.log.Info("ring position moved to even out the ring", "from", oldIdx, "to", to, "positions", idx, "ring-positions-seen", seen)
 	return nil
 }
 

@@ -41,13 +41,15 @@ type daemon struct {
 	// The node's ring positions (positions.go): self is position 0's
 	// address and ID, ncfg the ring config of every position, mux serves
 	// the calls for each; nodes and positionIdx (on posMu) are the
-	// positions stood at and their indexes, position 0 first.
+	// positions stood at and their indexes, position 0 first, and stops
+	// ends the loops of each position started while the node runs.
 	self        chord.NodeInfo
 	ncfg        chord.Config
 	mux         *chord.Mux
 	posMu       sync.Mutex
 	nodes       []*chord.Node
 	positionIdx []int
+	stops       map[*chord.Node]context.CancelFunc
 	api         *api.Server
 	admin       *http.Server
 
@@ -124,7 +126,16 @@ func serve(ctx context.Context, cfg config.Config, reload func() (config.Config,
 	// The further positions join through position 0 while the node runs:
 	// a node that cannot bring one on stays up at those it has.
 	wg.Go(func() {
-		err := d.joinPositions(runCtx, func(n *chord.Node) { wg.Go(func() { _ = n.Run(runCtx) }) })
+		err := d.joinPositions(runCtx, func(n *chord.Node) {
+			pctx, stop := context.WithCancel(runCtx)
+			d.posMu.Lock()
+			if d.stops == nil {
+				d.stops = make(map[*chord.Node]context.CancelFunc)
+			}
+			d.stops[n] = stop
+			d.posMu.Unlock()
+			wg.Go(func() { _ = n.Run(pctx) })
+		})
 		if err != nil && runCtx.Err() == nil {
 			log.Error("ring positions not all joined", "error", err)
 		}
