@@ -143,3 +143,20 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
+
+// FurtherPosition returns c for a ring position other than the first of a
+// node that stands at v positions (virtual nodes): it stabilises, checks its
+// predecessor and probes every v intervals and refreshes a finger every 2v,
+// so that the node's ring maintenance at v positions stays within about
+// twice that at one (docs/benchmarks.md, Virtual nodes).
+func (c Config) FurtherPosition(v int) Config {
+	if v < 2 {
+		return c
+	}
+	d := time.Duration(v)
+	c.StabilizeInterval *= d
+	c.CheckPredecessorInterval *= d
+	c.ProbeInterval *= d
+	c.FixFingersInterval *= 2 * d
+	return c
+}

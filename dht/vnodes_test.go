@@ -128,10 +128,7 @@ func (r *vring) move(m *vmember, i int, id chord.ID) {
 	t.Helper()
 	info := chord.NodeInfo{ID: id, Addr: m.addr}
 	tr := r.net.Transport(info)
-	ncfg := testNodeConfig()
-	ncfg.StabilizeInterval *= time.Duration(r.slow)
-	ncfg.CheckPredecessorInterval *= time.Duration(r.slow)
-	ncfg.FixFingersInterval *= time.Duration(2 * r.slow)
+	ncfg := testNodeConfig().FurtherPosition(r.slow)
 	node, err := chord.New(ncfg, info, tr, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -66,14 +66,8 @@ func (d *daemon) newPosition(ncfg chord.Config, idx int) (*chord.Node, error) {
 	self := chord.NodeInfo{ID: crypto.PositionID(d.id.Leaf, idx), Addr: d.self.Addr}
 	tr := d.transport(idx)
 	if idx > 0 {
-		// The further positions run their rounds less often, so that the
-		// ring maintenance of a node at V positions stays within about
-		// twice that of a node at one (docs/benchmarks.md): stabilise and
-		// the predecessor check every V intervals, a finger every 2V.
-		v := time.Duration(d.cfg.Ring.VNodes)
-		ncfg.StabilizeInterval *= v
-		ncfg.CheckPredecessorInterval *= v
-		ncfg.FixFingersInterval *= 2 * v
+		// The further positions run their rounds less often.
+		ncfg = ncfg.FurtherPosition(d.cfg.Ring.VNodes)
 		ncfg.MetaKey = fmt.Sprintf("chord.peers.%d", idx)
 		ncfg.Metrics = nil // the node's ring metrics are position 0's
 		ncfg.Logger = ncfg.Logger.With("position", idx)

@@ -55,18 +55,13 @@ func (p *physical) standsAt(id chord.ID) bool {
 }
 
 // positionConfig returns the config of position idx (0: the node ID) of a
-// node at v positions, as cmd/dhtd's newPosition sets it: the further
-// positions stabilise and check their predecessor every v intervals and fix
-// a finger every 2v, so that a node's maintenance at v positions stays
-// within about twice that at one.
+// node at v positions, as cmd/dhtd's newPosition sets it
+// (chord.Config.FurtherPosition).
 func positionConfig(cfg chord.Config, v, idx int) chord.Config {
 	if idx == 0 {
 		return cfg
 	}
-	cfg.StabilizeInterval *= time.Duration(v)
-	cfg.CheckPredecessorInterval *= time.Duration(v)
-	cfg.FixFingersInterval *= time.Duration(2 * v)
-	return cfg
+	return cfg.FurtherPosition(v)
 }
 
 // configOf returns the config of the node at position id.
