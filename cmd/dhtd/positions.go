@@ -170,62 +170,76 @@ func (d *daemon) addPosition(ctx context.Context, idx int, run func(*chord.Node)
 // node owns or holds far less even than its share of the circle, and
 // departures change the shares again. So a node at several positions looks
 // at the ring every repairEvery stabilise intervals (plus a random part of
-// as many) for its first repairRounds rounds, then every repairLater, and
-// moves at most one of its positions (never position 0) to another of its
-// candidates when that evens out the loads of the ring (chord.BestMove), if
-// it is among the most loaded (overloaded).
+// as many) and moves at most one of its positions (never position 0) to
+// another of its candidates when that evens out the loads of the ring
+// (chord.BestMove), if it is among the most loaded (overloaded). It keeps
+// that pace while the ring is still evening out: until repairQuiet rounds in
+// a row saw no move to make, at most repairRounds rounds; then it looks
+// every repairLater.
 const (
 	repairEvery  = 30
-	repairRounds = 10
+	repairQuiet  = 3
+	repairRounds = 40
 	repairLater  = 10 * time.Minute
 )
 
 // repairLoop runs the repair rounds until ctx ends.
 func (d *daemon) repairLoop(ctx context.Context, run func(*chord.Node)) error {
 	every := time.Duration(repairEvery) * d.cfg.Ring.StabilizeInterval.Duration
+	quiet := 0
 	for round := 0; ; round++ {
 		wait := every + time.Duration(rand.Int64N(int64(every)+1))
-		if round >= repairRounds {
+		if round >= repairRounds || quiet >= repairQuiet {
 			wait = repairLater
 		}
 		if err := ctxutil.Sleep(ctx, wait); err != nil {
 			return err
 		}
-		if err := d.repairOnce(ctx, run); err != nil {
+		busy, err := d.repairOnce(ctx, run)
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			d.log.Warn("ring position move failed; the next round tries again", "error", err)
+		}
+		if busy || err != nil {
+			quiet = 0
+		} else {
+			quiet++
 		}
 	}
 }
 
 // repairOnce makes the best move, if there is one, on a settled view of the
 // ring: a move computed from a walk that missed positions (others still
-// joining or moving theirs) would aim at loads that are not there.
-func (d *daemon) repairOnce(ctx context.Context, run func(*chord.Node)) error {
+// joining or moving theirs) would aim at loads that are not there. busy
+// reports a round that moved, or found the ring in motion.
+func (d *daemon) repairOnce(ctx context.Context, run func(*chord.Node)) (busy bool, err error) {
 	ring, ok, err := d.settledRing(ctx)
-	if err != nil || !ok {
-		return err
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		return true, nil // the ring is in motion
 	}
 	repl := d.cfg.Records.DefaultReplication
 	if !overloaded(ring, d.self.Addr, repl) {
-		return nil
+		return false, nil
 	}
 	d.posMu.Lock()
 	have := slices.Clone(d.positionIdx)
 	d.posMu.Unlock()
 	from, to, ok := chord.BestMove(ring, d.self.Addr, d.candidates(), have, repl)
 	if !ok {
-		return nil
+		return false, nil
 	}
-	return d.movePosition(ctx, from, to, len(ring), run)
+	return true, d.movePosition(ctx, from, to, len(ring), run)
 }
 
 // moveAbove is the load, as a multiple of the mean, from which a node moves
 // a position: only the most loaded nodes move, so that nodes that all see
 // the same ring do not all move at once and chase each other's moves.
-const moveAbove = 1.1
+const moveAbove = 1.05
 
 // overloaded reports whether the node at address self owns, or owns or
 // holds (replication repl), at least moveAbove times the mean on ring.
