@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -515,6 +516,33 @@ func devnetDemo(ctx context.Context, w io.Writer, nodes []*devnetNode) error {
 		return fmt.Errorf("get via %s: %w", last.API, err)
 	}
 	fmt.Fprintf(w, "GET  via node %d (%s): key \"hello\" = %q\n\n", len(nodes), last.API, got)
+	return devnetShares(dctx, w, nodes)
+}
+
+// devnetShares prints each node's share of the circle, from a walk of the
+// ring, and how the most loaded compares with the mean.
+func devnetShares(ctx context.Context, w io.Writer, nodes []*devnetNode) error {
+	first := nodes[0]
+	var ring []nodeStatus
+	if err := adminGet(ctx, adminClient{addr: first.Admin, token: first.token}, "/ring", &ring); err != nil {
+		return fmt.Errorf("walk the ring: %w", err)
+	}
+	num := map[string]int{}
+	for i, nd := range nodes {
+		num[nd.P2P] = i + 1
+	}
+	phys := physicalNodes(ring)
+	slices.SortFunc(phys, func(a, b physicalNode) int { return num[a.Address] - num[b.Address] })
+	fmt.Fprintln(w, "Shares of the circle (the keys each node owns):")
+	most, sum := 0.0, 0.0
+	for _, n := range phys {
+		fmt.Fprintf(w, "  node %d  %5.1f%%  at %d ring positions\n", num[n.Address], 100*n.share, n.count)
+		most, sum = max(most, n.share), sum+n.share
+	}
+	if len(phys) > 1 && sum > 0 {
+		fmt.Fprintf(w, "  the most loaded node owns %.2f times the mean share (virtual nodes aim at 1.25 or less: docs/vnodes.md)\n", most/(sum/float64(len(phys))))
+	}
+	fmt.Fprintln(w)
 	return nil
 }
 
