@@ -12,7 +12,7 @@ import (
 // ring after each move counted afresh, and scored as BestMove says.
 func referenceBestMove(ring []NodeInfo, self string, cands []ID, have []int, repl int) (from, to int, ok bool) {
 	order := referenceOrder(ring, self)
-	best := referenceScore(ring, repl, order) * (1 - minGain)
+	best := referenceScore(ring, repl, order) * (1 - gain(addresses(ring)))
 	for j := 1; j < len(have); j++ {
 		old := cands[have[j]]
 		base := slices.DeleteFunc(slices.Clone(ring), func(n NodeInfo) bool { return n.ID == old })

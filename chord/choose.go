@@ -172,8 +172,52 @@ func Loads(ring []NodeInfo, repl int) (primary, holder map[string]float64) {
 	return primary, holder
 }
 
-// minGain is the fraction by which a move must lower the load score.
+// minGain is the fraction by which a move must lower the load score on a
+// ring of up to 16 nodes; on a larger ring of n nodes, minGain·16/n (gain):
+// the score sums a term per node, a move changes a few of them, and a fixed
+// fraction of the whole would let no move count on a ring of a thousand.
 const minGain = 0.01
+
+// gain returns the fraction by which a move must lower the load score of a
+// ring of n nodes (addresses).
+func gain(n int) float64 {
+	if n <= 16 {
+		return minGain
+	}
+	return minGain * 16 / float64(n)
+}
+
+// MoveAbove is the load, as a multiple of the mean, from which a node moves
+// a position (Overloaded): only the most loaded nodes move, so that nodes
+// that all see the same ring do not all move at once and chase each
+// other's moves.
+const MoveAbove = 1.05
+
+// Overloaded reports whether the node at address self owns, or owns or
+// holds (replication repl), at least MoveAbove times the mean on ring: the
+// nodes that look for a move (BestMove).
+func Overloaded(ring []NodeInfo, self string, repl int) bool {
+	p, h := Loads(ring, repl)
+	for _, m := range []map[string]float64{p, h} {
+		sum := 0.0
+		for _, v := range m {
+			sum += v
+		}
+		if len(m) > 0 && m[self] >= MoveAbove*sum/float64(len(m)) {
+			return true
+		}
+	}
+	return false
+}
+
+// addresses returns the number of distinct addresses on ring.
+func addresses(ring []NodeInfo) int {
+	seen := make(map[string]struct{}, len(ring))
+	for _, n := range ring {
+		seen[n.Addr] = struct{}{}
+	}
+	return len(seen)
+}
 
 // BestMove returns the move of one of the positions a node at address self
 // stands at (have: indexes of cands, position 0 first, which never moves)
@@ -181,7 +225,7 @@ const minGain = 0.01
 // (ring: every position, the node's own included, in any order), both as
 // owner and as owner or holder with replication repl: the index in have of
 // the position to leave and the candidate to take. ok is false when no
-// move lowers the load score by at least minGain.
+// move lowers the load score by at least gain (1 % up to 16 nodes).
 //
 // The load score is the sum, over both loads (those of Loads, counted
 // exactly in 2^-64ths of the circle), of each address's load as a multiple
@@ -205,7 +249,7 @@ func BestMove(ring []NodeInfo, self string, cands []ID, have []int, repl int) (f
 		return 0, 0, false
 	}
 	m := newMover(ring, self, repl)
-	best := m.ringScore() * (1 - minGain)
+	best := m.ringScore() * (1 - gain(addresses(ring)))
 	skip := make([]bool, len(cands))
 	for _, i := range have {
 		if i >= 0 && i < len(cands) {

@@ -172,7 +172,7 @@ func (d *daemon) addPosition(ctx context.Context, idx int, run func(*chord.Node)
 // at the ring every repairEvery stabilise intervals (plus a random part of
 // as many) and moves at most one of its positions (never position 0) to
 // another of its candidates when that evens out the loads of the ring
-// (chord.BestMove), if it is among the most loaded (overloaded). It keeps
+// (chord.BestMove), if it is among the most loaded (chord.Overloaded). It keeps
 // that pace while the ring is still evening out: until repairQuiet rounds in
 // a row saw no move to make, at most repairRounds rounds; then it looks
 // every repairLater.
@@ -223,7 +223,7 @@ func (d *daemon) repairOnce(ctx context.Context, run func(*chord.Node)) (busy bo
 		return true, nil // the ring is in motion
 	}
 	repl := d.cfg.Records.DefaultReplication
-	if !overloaded(ring, d.self.Addr, repl) {
+	if !chord.Overloaded(ring, d.self.Addr, repl) {
 		return false, nil
 	}
 	d.posMu.Lock()
@@ -234,27 +234,6 @@ func (d *daemon) repairOnce(ctx context.Context, run func(*chord.Node)) (busy bo
 		return false, nil
 	}
 	return true, d.movePosition(ctx, from, to, len(ring), run)
-}
-
-// moveAbove is the load, as a multiple of the mean, from which a node moves
-// a position: only the most loaded nodes move, so that nodes that all see
-// the same ring do not all move at once and chase each other's moves.
-const moveAbove = 1.05
-
-// overloaded reports whether the node at address self owns, or owns or
-// holds (replication repl), at least moveAbove times the mean on ring.
-func overloaded(ring []chord.NodeInfo, self string, repl int) bool {
-	p, h := chord.Loads(ring, repl)
-	for _, m := range []map[string]float64{p, h} {
-		sum := 0.0
-		for _, v := range m {
-			sum += v
-		}
-		if m[self] >= moveAbove*sum/float64(len(m)) {
-			return true
-		}
-	}
-	return false
 }
 
 // settledRing walks the ring twice, settleEvery stabilise intervals apart,

@@ -16,9 +16,9 @@ import (
 // The balance of virtual nodes (-vnodes): N nodes join one at a time, each
 // choosing its positions with chord.ChoosePositions from the whole ring (what
 // a node's walk sees), keeping position 0; then repair rounds as the daemon
-// would run them (each node in turn, in a random order, moves one position
-// when chord.BestMove finds a move, until a round moves none or after
-// maxRepairRounds); then a quarter of the nodes leave at random, and repair
+// runs them (each node in turn, in a random order, moves one position when it
+// is among the most loaded, chord.Overloaded, and chord.BestMove finds a
+// move, until a round moves none or after maxRepairRounds); then a quarter of the nodes leave at random, and repair
 // rounds again. After each phase: the share of the circle each node owns, and
 // the records it holds as owner (primary) and as owner or holder (primary
 // plus replica, the first replication distinct nodes from a key's owner), as
@@ -26,8 +26,9 @@ import (
 // taken as spread evenly over the circle, so a node's records are its arcs'
 // length (the expected load of many records).
 
-// maxRepairRounds bounds the repair rounds of one phase.
-const maxRepairRounds = 10
+// maxRepairRounds bounds the repair rounds of one phase (the daemon's fast
+// rounds after a start).
+const maxRepairRounds = 40
 
 // leaveFraction is the part of the nodes that leave after the first repair.
 const leaveFraction = 0.25
@@ -101,6 +102,9 @@ func (b *balanceRing) repair(rng *rand.Rand, repl int) (moves map[string]int, ro
 		moved := false
 		for _, i := range rng.Perm(len(b.nodes)) {
 			n := b.nodes[i]
+			if !chord.Overloaded(b.ring, n.addr, repl) {
+				continue // as the daemon: only the most loaded move
+			}
 			j, c, ok := chord.BestMove(b.ring, n.addr, n.cands, n.have, repl)
 			if !ok {
 				continue
@@ -190,7 +194,7 @@ func balance(n, v, repl, seeds int, seed uint64) balanceRow {
 
 func printBalance(sizes []int, v, repl, seeds int, seed uint64) {
 	fmt.Printf("# virtual nodes: %d positions per node (position 0 kept, the others by chord.ChoosePositions), sequential joins, "+
-		"then repair rounds (chord.BestMove, every node in a random order, until a round moves none, at most %d), "+
+		"then repair rounds (chord.Overloaded and chord.BestMove, every node in a random order, until a round moves none, at most %d), "+
 		"then %.0f%% of the nodes leave and repair again; worst over %d seeds\n", v, maxRepairRounds, 100*leaveFraction, seeds)
 	fmt.Printf("%-6s %-10s %8s %8s %22s %11s %5s %7s  %-7s %s\n", "N", "phase", "share", "primary",
 		fmt.Sprintf("primary+replica (r=%d)", repl), "moves/node", "most", "rounds", "target", "result")
