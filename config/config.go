@@ -117,7 +117,7 @@ type RingConfig struct {
 	// others are chosen among the 255 more its certificate proves when the
 	// node first stands at them, and kept in its data directory. It may be
 	// raised on a running node (a restart adds positions); it may not be
-	// lowered. At most 16. Default 1.
+	// lowered. At most 16. Default 4 (docs/vnodes.md).
 	VNodes int `toml:"vnodes"`
 }
 
@@ -263,7 +263,7 @@ func Default() Config {
 			LookupTimeout:            D(5 * time.Second),
 			MaxHops:                  32,
 			CacheSize:                1024,
-			VNodes:                   1,
+			VNodes:                   4,
 		},
 		Records: RecordsConfig{
 			DefaultTTL:         D(time.Hour),

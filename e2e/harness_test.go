@@ -93,7 +93,9 @@ type ClusterOptions struct {
 	LogLevel string
 	// WriteQuorum is records.write_quorum; 0 keeps the product default.
 	WriteQuorum int
-	// VNodes is ring.vnodes; 0 keeps the product default.
+	// VNodes is ring.vnodes; 0 stands each node at one position (the
+	// suites written before virtual nodes; those of vnodes_test.go and
+	// records_test.go set 4, the product default).
 	VNodes int
 }
 
@@ -262,9 +264,7 @@ func (c *Cluster) NewNode(opts NodeOptions) *Node {
 	cfg.WriteString(opts.ExtraConfig + "\n")
 	cfg.WriteString("[ring]\nstabilize_interval = \"100ms\"\nfix_fingers_interval = \"100ms\"\n" +
 		"check_predecessor_interval = \"300ms\"\ncall_timeout = \"1s\"\nlookup_timeout = \"3s\"\n")
-	if c.opts.VNodes > 0 {
-		fmt.Fprintf(&cfg, "vnodes = %d\n", c.opts.VNodes)
-	}
+	fmt.Fprintf(&cfg, "vnodes = %d\n", max(c.opts.VNodes, 1))
 	cfg.WriteString("[records]\nrepair_interval = \"2s\"\nsweep_interval = \"1s\"\nrepair_rate = 5000\n")
 	if c.opts.Replication > 0 {
 		fmt.Fprintf(&cfg, "default_replication = %d\n", c.opts.Replication)

@@ -270,7 +270,8 @@ func (c *nsCluster) newNode(i int) *nsNode {
 	fmt.Fprintf(&cfg, "data_dir = %q\ntls_dir = %q\nhmac_keys = %q\n", n.DataDir, n.TLSDir, c.hmacKeys)
 	cfg.WriteString("log_level = \"info\"\nshutdown_timeout = \"10s\"\n")
 	cfg.WriteString("[ring]\nstabilize_interval = \"100ms\"\nfix_fingers_interval = \"100ms\"\n" +
-		"check_predecessor_interval = \"300ms\"\ncall_timeout = \"1s\"\nlookup_timeout = \"3s\"\n")
+		"check_predecessor_interval = \"300ms\"\ncall_timeout = \"1s\"\nlookup_timeout = \"3s\"\n" +
+		"vnodes = 1\n") // the partition suites are written for one position per node
 	cfg.WriteString("[records]\nrepair_interval = \"2s\"\nsweep_interval = \"1s\"\nrepair_rate = 5000\n")
 	fmt.Fprintf(&cfg, "[admin]\ntoken_file = %q\n", c.tokenFile)
 	if err := os.MkdirAll(base, 0o700); err != nil {

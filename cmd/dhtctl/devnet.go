@@ -78,7 +78,7 @@ func devnetCommand() *cli.Command {
 			&cli.StringFlag{Name: "dhtd", Usage: "`PATH` of the dhtd program (default: next to dhtctl, then $PATH)"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop by itself after this long (0: run until Ctrl-C)"},
 			&cli.DurationFlag{Name: "ready-timeout", Value: 90 * time.Second, Usage: "give up if the ring is not stable within this long"},
-			&cli.IntFlag{Name: "vnodes", Value: 1, Usage: "ring positions per node (ring.vnodes, 1..16)"},
+			&cli.IntFlag{Name: "vnodes", Value: 4, Usage: "ring positions per node (ring.vnodes, 1..16; 4 is the product default)"},
 			&cli.BoolFlag{Name: "pprof", Usage: "serve the Go profiler on every node's admin address (admin.pprof; /debug/pprof/, with the admin token)"},
 		},
 		Action: runDevnet,
