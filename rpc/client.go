@@ -21,7 +21,8 @@ import (
 var _ chord.Transport = (*Client)(nil)
 
 // Client makes calls to other nodes. It keeps one connection per peer
-// (address and expected ID), shared by concurrent calls, dialled on first use,
+// address (every ring position of the process there shares it), shared by
+// concurrent calls, dialled on first use,
 // dropped when it breaks or stays idle, and redialled on the next call.
 type Client struct {
 	cfg  ClientConfig
@@ -44,9 +45,12 @@ type Client struct {
 	wg sync.WaitGroup // dial goroutines and each connection's reader and writer
 }
 
+// poolKey names a pooled connection: one per peer address, which every
+// position of the process there shares (virtual nodes). The dial verifies
+// the position it was made for; the certificate must prove each other one
+// called on the connection (clientConn.position).
 type poolKey struct {
 	addr string
-	id   chord.ID
 }
 
 // peerConn is a pooled connection, or the dial that will produce it.
@@ -150,8 +154,13 @@ func (c *Client) call(ctx context.Context, as int, to chord.NodeInfo, method str
 		if err != nil {
 			return err
 		}
+		at, err := pc.cc.position(to.ID)
+		if err != nil {
+			c.release(pc)
+			return c.handshakeError(pc.key, err)
+		}
 		began := time.Now()
-		res, err := c.roundTrip(ctx, pc.cc, as, method, args)
+		res, err := c.roundTrip(ctx, pc.cc, as, at, method, args)
 		c.release(pc)
 		if c.noteOutcome(pc, began, err, ctx.Err()) {
 			c.log.Warn("peer answers nothing; dropping its connection", "peer", to.String(), "timed-out-calls", hungAfter)
@@ -225,7 +234,7 @@ var errEncode = errors.New("encode args")
 
 // roundTrip sends one request on cc and waits for its response. On success
 // the caller puts res.buf back into c.bufs once it has decoded res.result.
-func (c *Client) roundTrip(ctx context.Context, cc *clientConn, as int, method string, args any) (callResult, error) {
+func (c *Client) roundTrip(ctx context.Context, cc *clientConn, as, to int, method string, args any) (callResult, error) {
 	var timeoutMS int64
 	if dl, ok := ctx.Deadline(); ok {
 		// Rounded up: the handler's context must not end before ours.
@@ -233,7 +242,7 @@ func (c *Client) roundTrip(ctx context.Context, cc *clientConn, as int, method s
 	}
 	id := cc.nextID.Add(1)
 	f := c.bufs.outgoing()
-	if err := f.appendRequestMeta(id, method, args, reqMeta{timeoutMS: timeoutMS, to: cc.to, as: as}); err != nil {
+	if err := f.appendRequestMeta(id, method, args, reqMeta{timeoutMS: timeoutMS, to: to, as: as}); err != nil {
 		c.bufs.put(f)
 		return callResult{}, fmt.Errorf("%w: %v", errEncode, err)
 	}
@@ -282,7 +291,7 @@ func (c *Client) roundTrip(ctx context.Context, cc *clientConn, as int, method s
 // reports whether the connection existed before this call. The caller must
 // release it.
 func (c *Client) get(ctx context.Context, to chord.NodeInfo) (pc *peerConn, reused bool, err error) {
-	key := poolKey{addr: to.Addr, id: to.ID}
+	key := poolKey{addr: to.Addr}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -292,7 +301,7 @@ func (c *Client) get(ctx context.Context, to chord.NodeInfo) (pc *peerConn, reus
 	if pc == nil {
 		fresh := &peerConn{key: key, ready: make(chan struct{})}
 		c.conns[key] = fresh
-		c.wg.Go(func() { c.dial(fresh) })
+		c.wg.Go(func() { c.dial(fresh, to.ID) })
 		pc = fresh
 	} else {
 		select {
@@ -361,10 +370,10 @@ func (c *Client) drop(pc *peerConn) {
 }
 
 // dial connects pc and records the outcome; a failed dial leaves the pool.
-func (c *Client) dial(pc *peerConn) {
+func (c *Client) dial(pc *peerConn, id chord.ID) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
 	defer cancel()
-	conn, err := c.connect(ctx, pc.key)
+	conn, err := c.connect(ctx, pc.key, id)
 	c.mu.Lock()
 	if err == nil && c.closed {
 		err = chord.ErrClosed
@@ -401,7 +410,7 @@ func (c *Client) dial(pc *peerConn) {
 }
 
 // connect dials TCP, does the TLS handshake and the hello exchange.
-func (c *Client) connect(ctx context.Context, key poolKey) (*clientConn, error) {
+func (c *Client) connect(ctx context.Context, key poolKey, id chord.ID) (*clientConn, error) {
 	host, _, err := net.SplitHostPort(key.addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: address %q: %v", chord.ErrUnreachable, key.addr, err)
@@ -411,7 +420,7 @@ func (c *Client) connect(ctx context.Context, key poolKey) (*clientConn, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", chord.ErrUnreachable, err)
 	}
-	tc := tls.Client(raw, noDynamicRecords(c.id.ClientConfig(host, key.id)))
+	tc := tls.Client(raw, noDynamicRecords(c.id.ClientConfig(host, id)))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = raw.Close()
 		return nil, c.handshakeError(key, err)
@@ -428,11 +437,9 @@ func (c *Client) connect(ctx context.Context, key poolKey) (*clientConn, error) 
 		}
 		return nil, c.handshakeError(key, err)
 	}
-	to := 0
-	if leaf := tc.ConnectionState().PeerCertificates[0]; !key.id.IsZero() && crypto.NodeID(leaf) != key.id {
-		to, _ = crypto.PositionIndex(leaf, key.id) // the handshake checked that it is one
-	}
-	return &clientConn{w: st, pending: make(map[uint64]*pendingCall), log: c.log, to: to}, nil
+	leaf := tc.ConnectionState().PeerCertificates[0]
+	return &clientConn{w: st, pending: make(map[uint64]*pendingCall), log: c.log,
+		leaf: leaf, positions: map[chord.ID]int{crypto.NodeID(leaf): 0}}, nil
 }
 
 // hello sends ours and checks the server's answer, within ctx.
@@ -529,13 +536,40 @@ type clientConn struct {
 	w      *wire
 	log    hclog.Logger
 	nextID atomic.Uint64
-	// to is the index of the peer's position this connection was dialled
-	// for (crypto.PositionIndex; 0 for its node ID), sent with each call.
-	to int
+	// leaf is the peer's certificate; positions caches the index of each
+	// of its positions called so far (crypto.PositionIndex; 0 for its node
+	// ID), sent with each call (on mu).
+	leaf      *x509.Certificate
+	positions map[chord.ID]int
 
 	mu      sync.Mutex // guards pending and ended
 	pending map[uint64]*pendingCall
 	ended   bool // the read loop has ended: no new calls
+}
+
+// position returns the index of the peer's position id, which its
+// certificate must prove (chord.ErrIdentityMismatch otherwise, as for a
+// handshake with an impostor); 0 for the zero ID (any node).
+func (cc *clientConn) position(id chord.ID) (int, error) {
+	if id.IsZero() {
+		return 0, nil
+	}
+	cc.mu.Lock()
+	i, ok := cc.positions[id]
+	cc.mu.Unlock()
+	if ok {
+		return i, nil
+	}
+	i, ok = crypto.PositionIndex(cc.leaf, id)
+	if !ok {
+		return 0, fmt.Errorf("%w: the certificate at this address does not prove position %s", chord.ErrIdentityMismatch, id.Short())
+	}
+	cc.mu.Lock()
+	if len(cc.positions) < crypto.PositionCandidates {
+		cc.positions[id] = i
+	}
+	cc.mu.Unlock()
+	return i, nil
 }
 
 // pendingCall is a call waiting for its response; reused across calls.

@@ -455,7 +455,7 @@ func TestHungPeerConnectionIsReplaced(t *testing.T) {
 	pooled := func() *peerConn {
 		cli.client.mu.Lock()
 		defer cli.client.mu.Unlock()
-		return cli.client.conns[poolKey{addr: srv.info.Addr, id: srv.info.ID}]
+		return cli.client.conns[poolKey{addr: srv.info.Addr}]
 	}
 	short := func(method string) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -702,5 +702,47 @@ func TestCallsNamePositions(t *testing.T) {
 	to = chord.NodeInfo{ID: crypto.PositionID(a.id.Leaf, 2), Addr: a.info.Addr}
 	if err := b.client.Call(ctxT(t), to, "echo", 1, nil); !errors.Is(err, chord.ErrNoPosition) {
 		t.Errorf("call at position 2 of a node with one handler = %v; want %v", err, chord.ErrNoPosition)
+	}
+}
+
+// TestPositionsShareAConnection: calls to several positions of one process
+// go over one connection, each naming its position, and a position the
+// certificate does not prove is refused on it without a new dial.
+func TestPositionsShareAConnection(t *testing.T) {
+	ca, keys := cryptotest.NewCA(t), cryptotest.NewKeyring(t)
+	bID := cryptotest.NewIdentity(t, ca, "127.0.0.1:0")
+	mux := chord.NewMux(bID.ID)
+	whoAmI := func(at int) chord.Handler {
+		return chord.HandlerFunc(func(context.Context, chord.ID, string, json.RawMessage) (any, error) {
+			return at, nil
+		})
+	}
+	mux.Add(bID.ID, whoAmI(0))
+	for _, i := range []int{2, 7} {
+		mux.Add(crypto.PositionID(bID.Leaf, i), whoAmI(i))
+	}
+	a := startNode(t, cryptotest.NewIdentity(t, ca, "127.0.0.1:0"), keys, echo, DefaultServerConfig())
+	b := startNode(t, bID, keys, mux, DefaultServerConfig())
+	for range 2 {
+		for _, i := range []int{0, 2, 7} {
+			var got int
+			at := chord.NodeInfo{ID: crypto.PositionID(bID.Leaf, i), Addr: b.info.Addr}
+			if err := a.client.Call(ctxT(t), at, "who", nil, &got); err != nil || got != i {
+				t.Fatalf("Call at position %d = %d, %v; want it answered by position %d", i, got, err, i)
+			}
+		}
+	}
+	a.client.mu.Lock()
+	conns := len(a.client.conns)
+	a.client.mu.Unlock()
+	if conns != 1 {
+		t.Errorf("connections after calls to three positions of one node = %d; want 1", conns)
+	}
+	other := chord.NodeInfo{ID: crypto.PositionID(a.id.Leaf, 2), Addr: b.info.Addr}
+	if err := a.client.Call(ctxT(t), other, "who", nil, nil); !errors.Is(err, chord.ErrIdentityMismatch) {
+		t.Errorf("Call(%v) on the shared connection = %v; want %v", other, err, chord.ErrIdentityMismatch)
+	}
+	if got := rejected(t, a.reg, ReasonIdentity); got != 1 {
+		t.Errorf("rejected{identity} = %v; want 1", got)
 	}
 }
