@@ -3,6 +3,7 @@ package chord
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -96,9 +97,8 @@ func (n *Node) retryJoin(ctx context.Context, attempt func(context.Context) erro
 }
 
 // SetSeedRule replaces the whole-ring restart rule of Start (is this node's
-// ID below every saved peer's) with fn, for a process at several positions:
-// it starts the ring when its lowest position is below every peer that any
-// of its positions saved. Call it before Start.
+// ID below every saved peer's) with fn, for a process at several positions
+// (LowestOfAll over them). Call it before Start.
 func (n *Node) SetSeedRule(fn func() (bool, error)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -113,6 +113,38 @@ func (n *Node) isSeed() (bool, error) {
 		return fn()
 	}
 	return n.lowestOfSaved()
+}
+
+// LowestOfAll is the whole-ring restart rule for a process that stands at
+// the positions ps (virtual nodes; its SetSeedRule): it starts the ring if
+// its lowest position is below every peer that any of its positions saved
+// (its own positions aside). Each other process's lowest position saved its
+// predecessor, which is lower, so exactly one process of a ring restarted
+// at once starts it.
+func LowestOfAll(ps []*Node) (bool, error) {
+	if len(ps) == 0 {
+		return false, nil
+	}
+	mine := make([]ID, len(ps))
+	low := ps[0].self.ID
+	for i, n := range ps {
+		mine[i] = n.self.ID
+		if mine[i].Cmp(low) < 0 {
+			low = mine[i]
+		}
+	}
+	for _, n := range ps {
+		peers, err := n.SavedPeers()
+		if err != nil {
+			return false, err
+		}
+		for _, p := range peers {
+			if !slices.Contains(mine, p.ID) && p.ID.Cmp(low) < 0 {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // lowestOfSaved reports whether this node's ID is below every saved peer's.

@@ -339,3 +339,36 @@ func TestStartCancelled(t *testing.T) {
 		}
 	})
 }
+
+// TestLowestOfAll: the whole-ring restart rule of a process at several
+// positions, on the peers a converged ring saved: positions that include
+// the lowest ID start the ring; any others, alone or together, do not.
+func TestLowestOfAll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		c := newCluster(t, cfg)
+		c.start(8)
+		waitFor(t, 5*time.Minute, "correct ring of 8", func() error { return checkRing(c.live(), cfg.SuccessorListLen) })
+		nodes, _ := c.restartAll(nil) // sorted by ID, not joined, on their saved peers
+		for _, tc := range []struct {
+			ranks []int
+			want  bool
+		}{
+			{[]int{0}, true},
+			{[]int{1}, false},
+			{[]int{3, 0}, true}, // the lowest need not come first
+			{[]int{7, 4, 0}, true},
+			{[]int{2, 3}, false},
+			{[]int{7, 1}, false},
+		} {
+			var ps []*chord.Node
+			for _, r := range tc.ranks {
+				ps = append(ps, nodes[r])
+			}
+			got, err := chord.LowestOfAll(ps)
+			if err != nil || got != tc.want {
+				t.Errorf("LowestOfAll(ranks %v) = %v, %v; want %v", tc.ranks, got, err, tc.want)
+			}
+		}
+	})
+}

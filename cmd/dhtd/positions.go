@@ -372,35 +372,6 @@ func (d *daemon) joinThrough(ctx context.Context, n *chord.Node) error {
 	return n.StartThrough(ctx, []chord.NodeInfo{d.node.Self()})
 }
 
-// lowestOfAllSaved is the whole-ring restart rule for a node at several
-// positions: it starts the ring if its lowest position is below every peer
-// that any of its positions saved (its own positions aside). Each other
-// node's lowest position saved its predecessor, which is lower, so exactly
-// one node of a ring restarted at once does so.
-func (d *daemon) lowestOfAllSaved() (bool, error) {
-	ps := d.positions()
-	mine := make([]chord.ID, len(ps))
-	low := ps[0].Self().ID
-	for i, n := range ps {
-		mine[i] = n.Self().ID
-		if mine[i].Cmp(low) < 0 {
-			low = mine[i]
-		}
-	}
-	for _, n := range ps {
-		peers, err := n.SavedPeers()
-		if err != nil {
-			return false, err
-		}
-		for _, p := range peers {
-			if !slices.Contains(mine, p.ID) && p.ID.Cmp(low) < 0 {
-				return false, nil
-			}
-		}
-	}
-	return true, nil
-}
-
 // positions returns the ring members of the node's positions, position 0
 // first.
 func (d *daemon) positions() []*chord.Node {

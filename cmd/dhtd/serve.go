@@ -254,7 +254,7 @@ func (d *daemon) open() error {
 	}
 	d.node = d.nodes[0]
 	if len(d.nodes) > 1 {
-		d.node.SetSeedRule(d.lowestOfAllSaved)
+		d.node.SetSeedRule(func() (bool, error) { return chord.LowestOfAll(d.positions()) })
 	}
 	d.reg.MustRegister(newStateCollector(d))
 
