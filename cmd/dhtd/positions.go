@@ -241,15 +241,9 @@ func (d *daemon) repairOnce(ctx context.Context, run func(*chord.Node)) (busy bo
 // same ones (ok false otherwise: a ring in motion).
 func (d *daemon) settledRing(ctx context.Context) ([]chord.NodeInfo, bool, error) {
 	walk := func() ([]chord.NodeInfo, error) {
-		wctx, cancel := context.WithTimeout(ctx, ringWalkTimeout)
-		defer cancel()
-		sts, err := d.node.Walk(wctx, maxRingWalk)
+		ring, err := d.walkRing(ctx)
 		if err != nil {
 			return nil, err
-		}
-		ring := make([]chord.NodeInfo, 0, len(sts))
-		for _, st := range sts {
-			ring = append(ring, chord.NodeInfo{ID: st.ID, Addr: st.Address})
 		}
 		slices.SortFunc(ring, func(a, b chord.NodeInfo) int { return a.ID.Cmp(b.ID) })
 		return ring, nil
@@ -347,9 +341,7 @@ func (d *daemon) waitToChoose(ctx context.Context) error {
 // choosePositions walks the ring from position 0 and returns the indexes to
 // stand at: those recorded, then the ones ChoosePositions adds.
 func (d *daemon) choosePositions(ctx context.Context, want int) ([]int, error) {
-	wctx, cancel := context.WithTimeout(ctx, ringWalkTimeout)
-	sts, err := d.node.Walk(wctx, maxRingWalk)
-	cancel()
+	ring, err := d.walkRing(ctx)
 	if err != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -357,13 +349,22 @@ func (d *daemon) choosePositions(ctx context.Context, want int) ([]int, error) {
 		// A walk that came back to a position it had seen has seen the
 		// whole ring but this node's own position, which its predecessor
 		// does not name yet.
-		d.log.Info("ring walk ended early; choosing positions from what it saw", "positions-seen", len(sts), "error", err)
+		d.log.Info("ring walk ended early; choosing positions from what it saw", "positions-seen", len(ring), "error", err)
 	}
+	return chord.ChoosePositions(ring, d.self.Addr, d.candidates(), d.positionIdx, want), nil
+}
+
+// walkRing walks the ring from position 0 and returns the positions it saw
+// (those before an error too), in walk order.
+func (d *daemon) walkRing(ctx context.Context) ([]chord.NodeInfo, error) {
+	wctx, cancel := context.WithTimeout(ctx, ringWalkTimeout)
+	defer cancel()
+	sts, err := d.node.Walk(wctx, maxRingWalk)
 	ring := make([]chord.NodeInfo, 0, len(sts))
 	for _, st := range sts {
 		ring = append(ring, chord.NodeInfo{ID: st.ID, Addr: st.Address})
 	}
-	return chord.ChoosePositions(ring, d.self.Addr, d.candidates(), d.positionIdx, want), nil
+	return ring, err
 }
 
 // joinThrough joins n through position 0, retrying until it succeeds or
