@@ -183,6 +183,23 @@ func (w *walk) owner(ctx context.Context) (LookupResult, error) {
 		if ok {
 			return r, nil
 		}
+		w.skipOwnEarlierRun(rep)
+	}
+}
+
+// skipOwnEarlierRun handles a referral to this node's own ID while it is
+// not joined: the ring still lists its earlier run (a restart before the
+// ring noticed). pickCandidate never asks it, and a node whose successor it
+// is may offer nothing else (its predecessor, for a join's self+1), so the
+// walk asks the ring to route around it: the node that answered is asked
+// again with this node skipped.
+func (w *walk) skipOwnEarlierRun(rep Referral) {
+	self := w.n.self.ID
+	if w.n.joined() || slices.Contains(w.skip, self) {
+		return
+	}
+	if slices.ContainsFunc(rep.Closer, func(x NodeInfo) bool { return x.ID == self }) {
+		w.skipNode(w.n.self)
 	}
 }
 

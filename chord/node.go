@@ -319,12 +319,15 @@ func (n *Node) JoinThrough(ctx context.Context, peers []NodeInfo) error {
 
 // Rejoin joins through the peers saved in the meta store by an earlier run.
 // It fails with ErrNoPeers if none were saved and ErrJoinFailed if none
-// answers.
+// answers. Peers at this node's own address are its other positions
+// (virtual nodes), which restarted with it and join through it: they are
+// not asked.
 func (n *Node) Rejoin(ctx context.Context) error {
 	peers, err := n.loadPeers()
 	if err != nil {
 		return err
 	}
+	peers = slices.DeleteFunc(peers, func(p NodeInfo) bool { return p.Addr == n.self.Addr })
 	if len(peers) == 0 {
 		return ErrNoPeers
 	}

@@ -372,3 +372,38 @@ func TestLowestOfAll(t *testing.T) {
 		}
 	})
 }
+
+// TestRestartedNodeJoinsThroughItsPredecessor: a node restarts before the
+// ring has noticed that it was down, so its predecessor still names it (its
+// earlier run, now answering "not ready") as its successor. A join through
+// that predecessor alone finds the node after it: the predecessor's answer
+// offers only the joining node's own ID as a closer node, which the walk
+// then asks the ring to route around. Further positions of a restarted
+// process join so, through a position 0 whose tables still name them.
+func TestRestartedNodeJoinsThroughItsPredecessor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		c := newCluster(t, cfg)
+		c.start(12)
+		waitFor(t, 5*time.Minute, "correct ring of 12", func() error { return checkRing(c.live(), cfg.SuccessorListLen) })
+		ring := c.live()
+		victim, pred, next := ring[5].Self(), ring[4].Self(), ring[6].Self()
+		meta := c.nodes[victim.ID].meta
+		c.kill(victim.ID)
+		again, _ := c.addLogged(victim.ID, meta) // at once: the ring still lists it
+		c.net.Up(victim.Addr)
+		if got := ring[4].Successors(); len(got) == 0 || got[0] != victim {
+			t.Fatalf("predecessor's successors = %v; want the restarted node first", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := again.JoinThrough(ctx, []chord.NodeInfo{pred}); err != nil {
+			t.Fatalf("JoinThrough(its predecessor) = %v; want the node after it found", err)
+		}
+		if got := again.Successors(); len(got) == 0 || got[0] != next {
+			t.Fatalf("successors after the join = %v; want %v first", got, next)
+		}
+		c.run(again)
+		waitFor(t, 5*time.Minute, "correct ring of 12 after the restart", func() error { return checkRing(c.live(), cfg.SuccessorListLen) })
+	})
+}

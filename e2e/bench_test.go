@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/durachord/durachord/api"
-	"github.com/durachord/durachord/chord"
 )
 
 // BenchmarkPutHolderKilled: a ring of 10, replication 3, 32 clients putting
@@ -56,7 +55,7 @@ func putHolderKilled(b *testing.B, quorum int, freeze bool) {
 	ns := c.StartNodes(nodes)
 	c.WaitStable(ctx)
 	entries, victim := ns[:nodes-1], ns[nodes-1]
-	ring := c.SortedIDs()
+	ring := c.MustPositions(ctx)
 
 	type sample struct {
 		at   time.Duration // since the start
@@ -94,7 +93,7 @@ func putHolderKilled(b *testing.B, quorum int, freeze bool) {
 					mu.Unlock()
 					continue
 				}
-				mine = append(mine, sample{at: t0.Sub(start), lat: time.Since(t0), role: victimRole(ring, victim.ID, k)})
+				mine = append(mine, sample{at: t0.Sub(start), lat: time.Since(t0), role: victimRole(ring, victim, k)})
 				last[string(k[:])] = v
 			}
 			mu.Lock()
@@ -159,20 +158,17 @@ func putHolderKilled(b *testing.B, quorum int, freeze bool) {
 	}
 }
 
-// victimRole says what the victim is for key k on the ring of sorted ids
-// with replication 3: its owner, one of its two replica holders, or none.
-func victimRole(ring []chord.ID, victim chord.ID, k [api.KeySize]byte) string {
-	pos := chord.KeyPosition(k)
-	i, _ := slices.BinarySearchFunc(ring, pos, func(a, b chord.ID) int { return a.Cmp(b) })
-	for j := range 3 {
-		if ring[(i+j)%len(ring)] == victim {
-			if j == 0 {
-				return "owner"
-			}
-			return "holder"
-		}
+// victimRole says what the victim is for key k on ring with replication 3:
+// its owner, one of its two replica holders, or none.
+func victimRole(ring []Placed, victim *Node, k [api.KeySize]byte) string {
+	switch slices.Index(holders(ring, k, 3), victim) {
+	case -1:
+		return "none"
+	case 0:
+		return "owner"
+	default:
+		return "holder"
 	}
-	return "none"
 }
 
 // benchKey is client w's j-th key.

@@ -93,9 +93,8 @@ type ClusterOptions struct {
 	LogLevel string
 	// WriteQuorum is records.write_quorum; 0 keeps the product default.
 	WriteQuorum int
-	// VNodes is ring.vnodes; 0 stands each node at one position (the
-	// suites written before virtual nodes; those of vnodes_test.go and
-	// records_test.go set 4, the product default).
+	// VNodes is ring.vnodes; 0 keeps the product default (four positions
+	// per node), the setting every suite runs at unless it tests another.
 	VNodes int
 }
 
@@ -139,6 +138,9 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	}
 	keys := filepath.Join(dir, "hmac.keys")
 	writeHMACKeys(t, keys)
+	if opts.VNodes == 0 {
+		opts.VNodes = config.Default().Ring.VNodes
+	}
 	c := &Cluster{
 		t: t, dir: dir, opts: opts, CA: ca, HMACKeys: keys,
 		ipBase: fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), 1+rand.IntN(250)),
@@ -264,7 +266,7 @@ func (c *Cluster) NewNode(opts NodeOptions) *Node {
 	cfg.WriteString(opts.ExtraConfig + "\n")
 	cfg.WriteString("[ring]\nstabilize_interval = \"100ms\"\nfix_fingers_interval = \"100ms\"\n" +
 		"check_predecessor_interval = \"300ms\"\ncall_timeout = \"1s\"\nlookup_timeout = \"3s\"\n")
-	fmt.Fprintf(&cfg, "vnodes = %d\n", max(c.opts.VNodes, 1))
+	fmt.Fprintf(&cfg, "vnodes = %d\n", c.opts.VNodes)
 	cfg.WriteString("[records]\nrepair_interval = \"2s\"\nsweep_interval = \"1s\"\nrepair_rate = 5000\n")
 	if c.opts.Replication > 0 {
 		fmt.Fprintf(&cfg, "default_replication = %d\n", c.opts.Replication)
@@ -754,6 +756,57 @@ func (c *Cluster) positionsUnstable(ctx context.Context, settled bool) string {
 		}
 	}
 	return ""
+}
+
+// Placed is one ring position and the member standing at it.
+type Placed struct {
+	ID   chord.ID
+	Node *Node
+}
+
+// Positions returns every position of the live members, in ring order, from
+// each one's /status.
+func (c *Cluster) Positions(ctx context.Context) ([]Placed, error) {
+	var ring []Placed
+	for _, n := range c.LiveMembers() {
+		st, err := n.Status(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n.Name, err)
+		}
+		ids := st.Positions
+		if len(ids) == 0 {
+			ids = []chord.ID{st.ID}
+		}
+		for _, id := range ids {
+			ring = append(ring, Placed{id, n})
+		}
+	}
+	slices.SortFunc(ring, func(a, b Placed) int { return a.ID.Cmp(b.ID) })
+	return ring, nil
+}
+
+// MustPositions is Positions, failing the test on an error.
+func (c *Cluster) MustPositions(ctx context.Context) []Placed {
+	c.t.Helper()
+	ring, err := c.Positions(ctx)
+	if err != nil {
+		c.t.Fatalf("ring positions: %v", err)
+	}
+	return ring
+}
+
+// holders returns the first repl distinct members after key k's position on
+// ring (its owner first), as a record's holders are chosen.
+func holders(ring []Placed, k [api.KeySize]byte, repl int) []*Node {
+	pos := chord.KeyPosition(k)
+	i, _ := slices.BinarySearchFunc(ring, pos, func(a Placed, b chord.ID) int { return a.ID.Cmp(b) })
+	var hs []*Node
+	for j := 0; j < len(ring) && len(hs) < repl; j++ {
+		if n := ring[(i+j)%len(ring)].Node; !slices.Contains(hs, n) {
+			hs = append(hs, n)
+		}
+	}
+	return hs
 }
 
 // SortedIDs returns the IDs of the live members in ring (ID) order.

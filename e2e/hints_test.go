@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/durachord/durachord/api"
-	"github.com/durachord/durachord/chord"
 )
 
 // TestHintsWhileOwnerUnreachable: the owner of some keys is frozen
@@ -28,28 +27,18 @@ func TestHintsWhileOwnerUnreachable(t *testing.T) {
 	defer cancel()
 	nodes := c.StartNodes(5)
 	stable(t, ctx, c)
-	ring := c.SortedIDs()
+	ring := c.MustPositions(ctx)
 	owner := nodes[4]
-	// The entry node is not the owner's successor, which would take the
-	// owner's keys over itself as soon as the owner stops answering.
-	var entry, reader *Node
-	for _, n := range nodes[:4] {
-		switch {
-		case n.ID == nextID(ring, owner.ID):
-		case entry == nil:
-			entry = n
-		case reader == nil:
-			reader = n
-		}
-	}
-
-	// Keys in the owner's arc, and as many elsewhere.
+	entry, reader := nodes[0], nodes[1]
+	// Keys the owner owns, each at a position whose next member is neither
+	// the entry nor the reader node: that member takes the owner's keys
+	// over as soon as the owner stops answering. And as many keys elsewhere.
 	var mine, others [][api.KeySize]byte
 	for i := 0; len(mine) < 16 || len(others) < 16; i++ {
 		var k [api.KeySize]byte
 		copy(k[:], fmt.Sprintf("hint-%d", i))
-		if victimRole(ring, owner.ID, k) == "owner" {
-			if len(mine) < 16 {
+		if hs := holders(ring, k, 2); hs[0] == owner {
+			if len(mine) < 16 && hs[1] != entry && hs[1] != reader {
 				mine = append(mine, k)
 			}
 		} else if len(others) < 16 {
@@ -138,14 +127,4 @@ func TestHintsWhileOwnerUnreachable(t *testing.T) {
 		}
 		return ""
 	})
-}
-
-// nextID returns the ID after id on the ring of sorted ids.
-func nextID(ring []chord.ID, id chord.ID) chord.ID {
-	for i, x := range ring {
-		if x == id {
-			return ring[(i+1)%len(ring)]
-		}
-	}
-	return id
 }

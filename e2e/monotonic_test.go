@@ -41,7 +41,7 @@ func TestMonotonicReadsUnderChurn(t *testing.T) {
 	defer cancel()
 	nodes := c.StartNodes(8)
 	stable(t, ctx, c)
-	ring := c.SortedIDs()
+	ring := c.MustPositions(ctx)
 
 	// The victims are two nodes; the keys are chosen so that each victim
 	// owns two of them, one of each writer's. The other six nodes are the writers' and readers' entries.
@@ -52,7 +52,7 @@ func TestMonotonicReadsUnderChurn(t *testing.T) {
 	for i := 0; found < numKeys; i++ {
 		k := testKey("monotonic", i)
 		want := victims[found%len(victims)]
-		if victimRole(ring, want.ID, k) == "owner" {
+		if victimRole(ring, want, k) == "owner" {
 			keys[found] = k
 			found++
 		}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/durachord/durachord/chord"
+	"github.com/durachord/durachord/config"
 	"github.com/durachord/durachord/crypto"
 	"github.com/durachord/durachord/internal/testenv"
 )
@@ -270,8 +271,7 @@ func (c *nsCluster) newNode(i int) *nsNode {
 	fmt.Fprintf(&cfg, "data_dir = %q\ntls_dir = %q\nhmac_keys = %q\n", n.DataDir, n.TLSDir, c.hmacKeys)
 	cfg.WriteString("log_level = \"info\"\nshutdown_timeout = \"10s\"\n")
 	cfg.WriteString("[ring]\nstabilize_interval = \"100ms\"\nfix_fingers_interval = \"100ms\"\n" +
-		"check_predecessor_interval = \"300ms\"\ncall_timeout = \"1s\"\nlookup_timeout = \"3s\"\n" +
-		"vnodes = 1\n") // the partition suites are written for one position per node
+		"check_predecessor_interval = \"300ms\"\ncall_timeout = \"1s\"\nlookup_timeout = \"3s\"\n")
 	cfg.WriteString("[records]\nrepair_interval = \"2s\"\nsweep_interval = \"1s\"\nrepair_rate = 5000\n")
 	fmt.Fprintf(&cfg, "[admin]\ntoken_file = %q\n", c.tokenFile)
 	if err := os.MkdirAll(base, 0o700); err != nil {
@@ -417,8 +417,9 @@ func (c *nsCluster) inClient(ctx context.Context, env []string, argv ...string) 
 	return out.String(), errb.String(), code
 }
 
-// ringFrom returns why `dhtctl ring --json` from n does not list exactly
-// members in ring order starting at n, all ready; "" when it does.
+// ringFrom returns why `dhtctl ring --json` from n does not list exactly the
+// members, each ready at the default number of positions, starting at n;
+// "" when it does.
 func (c *nsCluster) ringFrom(ctx context.Context, n *nsNode, members []*nsNode) string {
 	c.t.Helper()
 	out, errOut, code := c.dhtctl(ctx, "ring", "--json", "--admin", n.Admin)
@@ -429,22 +430,30 @@ func (c *nsCluster) ringFrom(ctx context.Context, n *nsNode, members []*nsNode) 
 	if err := json.Unmarshal([]byte(out), &ring); err != nil {
 		return fmt.Sprintf("dhtctl ring --json: %v; output %q", err, out)
 	}
+	// One entry per node, each at the default number of positions, the
+	// node ID first; the walk starts at n.
+	vnodes := config.Default().Ring.VNodes
 	ids := make([]chord.ID, 0, len(members))
 	for _, m := range members {
 		ids = append(ids, m.ID)
 	}
 	slices.SortFunc(ids, func(a, b chord.ID) int { return bytes.Compare(a[:], b[:]) })
-	start := slices.Index(ids, n.ID)
-	want := append(slices.Clone(ids[start:]), ids[:start]...)
 	var got []chord.ID
 	for _, st := range ring {
 		got = append(got, st.ID)
-		if !st.Ready {
+		switch {
+		case !st.Ready:
 			return fmt.Sprintf("from %s: node %s not ready", n.Name, st.ID.Short())
+		case len(st.Positions) != vnodes || st.Positions[0] != st.ID:
+			return fmt.Sprintf("from %s: node %s at positions %v; want %d, its ID first", n.Name, st.ID.Short(), shortIDs(st.Positions), vnodes)
 		}
 	}
-	if !slices.Equal(got, want) {
-		return fmt.Sprintf("from %s: %d nodes %v; want %d in ring order %v", n.Name, len(got), shortIDs(got), len(want), shortIDs(want))
+	if len(got) == 0 || got[0] != n.ID {
+		return fmt.Sprintf("from %s: the walk lists %v; want it to start at %s", n.Name, shortIDs(got), n.ID.Short())
+	}
+	slices.SortFunc(got, func(a, b chord.ID) int { return bytes.Compare(a[:], b[:]) })
+	if !slices.Equal(got, ids) {
+		return fmt.Sprintf("from %s: %d nodes %v; want the %d members %v", n.Name, len(got), shortIDs(got), len(ids), shortIDs(ids))
 	}
 	return ""
 }

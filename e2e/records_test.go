@@ -110,17 +110,18 @@ func TestCourseClient(t *testing.T) {
 // TestRecordsSurviveFailures: 10,000 records with replication 3 on 8 nodes
 // survive two adjacent nodes killed with SIGKILL, a ninth node joining (it
 // takes its arc as primary), a node leaving gracefully, and then every node
-// killed and restarted without --bootstrap. TestVirtualNodesSurviveFailures
-// runs it on nodes at four ring positions each.
+// killed and restarted without --bootstrap. The nodes stand at the default
+// four ring positions each: a record's three copies are on three distinct
+// nodes, so two nodes killed leave one. TestOnePositionSurvivesFailures runs
+// it on nodes at one position each (ring.vnodes = 1).
 func TestRecordsSurviveFailures(t *testing.T) {
 	recordsSurviveFailures(t, ClusterOptions{Replication: 3}, 10000)
 }
 
-// TestVirtualNodesSurviveFailures is TestRecordsSurviveFailures with
-// ring.vnodes = 4: a record's three copies are on three distinct nodes, so
-// two nodes killed leave one.
-func TestVirtualNodesSurviveFailures(t *testing.T) {
-	recordsSurviveFailures(t, ClusterOptions{Replication: 3, VNodes: 4}, 4000)
+// TestOnePositionSurvivesFailures is TestRecordsSurviveFailures with
+// ring.vnodes = 1, the ring of earlier releases.
+func TestOnePositionSurvivesFailures(t *testing.T) {
+	recordsSurviveFailures(t, ClusterOptions{Replication: 3, VNodes: 1}, 4000)
 }
 
 func recordsSurviveFailures(t *testing.T, opts ClusterOptions, records int) {

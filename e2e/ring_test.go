@@ -211,6 +211,41 @@ func TestKilledNodeRejoinsWithSameID(t *testing.T) {
 	checkRingCLI(t, ctx, c, nodes[0])
 }
 
+// TestTwoKilledNodesRestartAtOnce: two of five nodes, at four positions
+// each, are killed with SIGKILL and restarted together from their data
+// dirs without --bootstrap, before the ring has forgotten their positions:
+// each rejoins through its saved peers (not creating a ring of its own),
+// its further positions join through its first although the ring still
+// names their earlier run, and every record reads back.
+func TestTwoKilledNodesRestartAtOnce(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{Replication: 3})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	nodes := c.StartNodes(5)
+	c.WaitSettled(ctx)
+	ds := dataSet{Name: "restart", N: 1000}
+	if lost := putAll(t, ctx, nodes, ds, 8, 8, 3600, 3); lost > 0 {
+		t.Fatalf("%d of %d PUTs lost", lost, ds.N)
+	}
+	victims := []*Node{nodes[1], nodes[3]}
+	for _, v := range victims {
+		v.Kill()
+	}
+	for _, v := range victims {
+		v.Restart() // no --bootstrap
+	}
+	sctx, scancel := context.WithTimeout(ctx, 60*time.Second)
+	c.WaitSettled(sctx)
+	scancel()
+	for _, v := range victims {
+		if v.LogContains("created ring") {
+			t.Errorf("%s started a ring of its own instead of rejoining:\n%s", v.Name, tail(v.LogPath, 20))
+		}
+	}
+	checkRingCLI(t, ctx, c, nodes[0])
+	checkAllReadable(t, ctx, []*Node{nodes[0], victims[0]}, ds, 60*time.Second)
+}
+
 // TestRingGauges: on a settled ring of four real nodes, every node's ring
 // gauges on /metrics are what the alert rules in deploy/monitoring read:
 // ready, a predecessor known, the three other nodes as successors, the

@@ -36,7 +36,7 @@ func setVNodes(t *testing.T, n *Node, v int) {
 // the ring is whole. A node then started with fewer positions than its data
 // directory records refuses to start, in one line that says why.
 func TestVirtualNodesRollingUpgrade(t *testing.T) {
-	c := NewCluster(t, ClusterOptions{Replication: 3})
+	c := NewCluster(t, ClusterOptions{Replication: 3, VNodes: 1})
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	nodes := c.StartNodes(6)

@@ -298,6 +298,7 @@ func (d *daemon) movePosition(ctx context.Context, from, to, seen int, run func(
 	if err := d.db.SetMeta(metaPositions, b); err != nil {
 		return fmt.Errorf("record the ring positions: %w", err)
 	}
+	d.moves.Inc()
 	d.log.Info("ring position moved to even out the ring", "from", oldIdx, "to", to, "positions", idx, "ring-positions-seen", seen)
 	return nil
 }

@@ -50,6 +50,7 @@ type daemon struct {
 	nodes       []*chord.Node
 	positionIdx []int
 	stops       map[*chord.Node]context.CancelFunc
+	moves       prometheus.Counter // positions moved by the repair step
 	api         *api.Server
 	admin       *http.Server
 
@@ -257,6 +258,11 @@ func (d *daemon) open() error {
 		d.node.SetSeedRule(func() (bool, error) { return chord.LowestOfAll(d.positions()) })
 	}
 	d.reg.MustRegister(newStateCollector(d))
+	d.moves = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "durachord_ring_position_moves_total",
+		Help: "Ring positions this node moved to even out the ring (the repair step of virtual nodes).",
+	})
+	d.reg.MustRegister(d.moves)
 
 	dcfg := dht.DefaultConfig()
 	dcfg.DefaultTTL = cfg.Records.DefaultTTL.Duration
