@@ -57,6 +57,10 @@ func (n *Node) loop(ctx context.Context, name string, stagger, interval time.Dur
 	}
 }
 
+// Joined reports whether the node has joined a ring (and not left it): its
+// tables can route. Ready says more: its successor answers too.
+func (n *Node) Joined() bool { return n.joined() }
+
 func (n *Node) joined() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -438,6 +438,13 @@ func (n *Node) answers(ctx context.Context, x NodeInfo, role string) bool {
 		return true
 	}
 	n.m.refused.WithLabelValues(refusedNoAnswer).Inc()
+	if errors.Is(err, ErrNoPosition) {
+		// The node at that address answered: the position moved away (a
+		// virtual node's repair), which its neighbours learn in a few
+		// rounds. Nothing for an operator to look at.
+		n.log.Debug("named position is no longer at its node", "peer", x.String(), "as", role)
+		return false
+	}
 	n.refusals.warn(n.log, refusedNoAnswer, x.ID, "named node did not answer", "peer", x.String(), "as", role, "error", err)
 	return false
 }

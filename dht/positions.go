@@ -96,14 +96,23 @@ func (s *Service) sendingPosition(pos chord.ID) *position {
 }
 
 // nearest returns the local position whose ID has the least dist, from
-// one snapshot of the positions.
+// one snapshot of the positions, among those that have joined the ring: a
+// position still joining (at a start, or moving) has no tables to route
+// with or successors to send to. With none joined it is the first.
 func (s *Service) nearest(dist func(self chord.ID) chord.ID) *position {
 	ps := s.ps()
-	best, bestDist := ps[0], dist(ps[0].node.Self().ID)
-	for _, p := range ps[1:] {
-		if d := dist(p.node.Self().ID); d.Cmp(bestDist) < 0 {
+	var best *position
+	var bestDist chord.ID
+	for _, p := range ps {
+		if !p.node.Joined() {
+			continue
+		}
+		if d := dist(p.node.Self().ID); best == nil || d.Cmp(bestDist) < 0 {
 			best, bestDist = p, d
 		}
+	}
+	if best == nil {
+		return ps[0]
 	}
 	return best
 }

@@ -21,6 +21,7 @@ import (
 // Overlay is what the records layer needs from the ring (chord.Node).
 type Overlay interface {
 	Self() chord.NodeInfo
+	Joined() bool
 	Owns(id chord.ID) bool
 	Predecessor() (chord.NodeInfo, bool)
 	Successors() []chord.NodeInfo
@@ -627,13 +628,15 @@ func (s *Service) get(ctx context.Context, key [32]byte) (store.Record, int, err
 		// a record it lacks (a handoff in progress). The owner named them;
 		// nodes this node knows fill in for those that do not answer
 		// (an owner that lies about its successors hides nothing).
+		// Those are other physical nodes: a further position of the
+		// owner's answers from the same store.
 		want = min(s.cfg.MaxReplication-1, 2)
-		cands = after(res.Owner.ID, want+s.cfg.MaxReplication, res.Successors, from.Successors(), from.DistinctFingers(), []chord.NodeInfo{self})
+		cands = distinctAfter(res.Owner, want+s.cfg.MaxReplication, res.Successors, from.Successors(), from.DistinctFingers(), []chord.NodeInfo{self})
 	} else {
 		// No owner could be asked in time: ask the nodes known to follow
 		// the position, where the owner and its replicas are.
 		s.log.Debug("no owner answered; asking the known nodes after the key", "key", pos.Short(), "error", err)
-		cands = after(pos, 2*s.cfg.MaxReplication, res.Known, from.Successors(), from.DistinctFingers(), []chord.NodeInfo{self})
+		cands = distinctAfter(chord.NodeInfo{ID: pos}, 2*s.cfg.MaxReplication, res.Known, from.Successors(), from.DistinctFingers(), []chord.NodeInfo{self})
 	}
 	rec, asked, err := s.newest(ctx, key, cands, want)
 	return rec, calls + asked, err
@@ -693,6 +696,15 @@ func after(id chord.ID, n int, lists ...[]chord.NodeInfo) []chord.NodeInfo {
 		return id.Distance(a.ID).Cmp(id.Distance(b.ID))
 	})
 	return all[:min(n, len(all))]
+}
+
+// distinctAfter is after for physical nodes: up to n nodes from lists in
+// clockwise order from x, each the first position met of a physical node
+// other than x's (virtual nodes: one store answers for all of a node's
+// positions).
+func distinctAfter(x chord.NodeInfo, n int, lists ...[]chord.NodeInfo) []chord.NodeInfo {
+	all := after(x.ID, len(slices.Concat(lists...)), lists...)
+	return holders(x, all, n+1)
 }
 
 // fetchOne asks one node (possibly this one) for the live record under key.

@@ -381,3 +381,77 @@ func TestRequestsAtALocalPositionMakeNoCalls(t *testing.T) {
 		t.Fatal("no key owned by a further position of the first node among 4000")
 	}
 }
+
+// TestRequestsSkipPositionsStillJoining: a position a node has added but
+// not joined yet (a move's first step, or a restart) is not where the
+// node's requests start, although it is the local position nearest before
+// the key: it has no tables to route with, and a GET started there found no
+// owner and asked no one but this node. Every GET through the node finds
+// records it does not hold.
+func TestRequestsSkipPositionsStillJoining(t *testing.T) {
+	r := newVRing(t, 4, 2)
+	ctx := context.Background()
+	m := r.members[0]
+	n := 0
+	for i := 0; n < 10 && i < 400; i++ {
+		k := key(i)
+		pos := chord.KeyPosition(k)
+		if slices.Contains(r.window(pos, 3), m.addr) {
+			continue // held here: the GET would find it in any case
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := r.members[1].svc.Put(pctx, k, value(i, 1), time.Hour, 3)
+		cancel()
+		if err != nil {
+			t.Fatalf("Put(key-%d): %v", i, err)
+		}
+		// A position just before the key, added and not joined.
+		before := pos
+		for j := len(before) - 1; j >= 0; j-- {
+			if before[j]--; before[j] != 0xff {
+				break
+			}
+		}
+		info := chord.NodeInfo{ID: before, Addr: m.addr}
+		tr := r.net.Transport(info)
+		joining, err := chord.New(testNodeConfig(), info, tr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.net.ListenAt(info, joining)
+		if err := m.svc.AddPosition(Position{Node: joining, Transport: tr}); err != nil {
+			t.Fatal(err)
+		}
+		gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
+		got, err := m.svc.Get(gctx, k)
+		gcancel()
+		if err != nil || !bytes.Equal(got, value(i, 1)) {
+			t.Errorf("Get(key-%d) via %s, at a position still joining just before it = %q, %v; want the record", i, m.addr, got, err)
+		}
+		if err := m.svc.RemovePosition(ctx, joining); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no key among 400 held by none of the first node's positions")
+	}
+}
+
+// TestDistinctAfterSkipsTheOwnersPositions: when the owner lacks a record,
+// a GET asks the nodes after it, and those are other physical nodes: a
+// further position of the owner, or a second one of a node already asked,
+// answers from the same store.
+func TestDistinctAfterSkipsTheOwnersPositions(t *testing.T) {
+	at := func(b byte, addr string) chord.NodeInfo { return chord.NodeInfo{ID: chord.ID{b}, Addr: addr} }
+	owner := at(0x10, "a")
+	list := []chord.NodeInfo{at(0x20, "a"), at(0x30, "b"), at(0x40, "b"), at(0x50, "a"), at(0x60, "c"), at(0x05, "d")}
+	got := distinctAfter(owner, 3, list)
+	want := []chord.NodeInfo{at(0x30, "b"), at(0x60, "c"), at(0x05, "d")}
+	if !slices.Equal(got, want) {
+		t.Errorf("distinctAfter(%v) = %v; want %v", owner, got, want)
+	}
+	if got := distinctAfter(owner, 1, list); !slices.Equal(got, want[:1]) {
+		t.Errorf("distinctAfter(%v, 1) = %v; want %v", owner, got, want[:1])
+	}
+}

@@ -773,12 +773,11 @@ func (c *Cluster) Positions(ctx context.Context) ([]Placed, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", n.Name, err)
 		}
-		ids := st.Positions
-		if len(ids) == 0 {
-			ids = []chord.ID{st.ID}
+		if len(st.PositionStatus) == 0 {
+			ring = append(ring, Placed{st.ID, n})
 		}
-		for _, id := range ids {
-			ring = append(ring, Placed{id, n})
+		for _, p := range st.PositionStatus {
+			ring = append(ring, Placed{p.ID, n})
 		}
 	}
 	slices.SortFunc(ring, func(a, b Placed) int { return a.ID.Cmp(b.ID) })

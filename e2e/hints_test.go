@@ -35,6 +35,9 @@ func TestHintsWhileOwnerUnreachable(t *testing.T) {
 	// over as soon as the owner stops answering. And as many keys elsewhere.
 	var mine, others [][api.KeySize]byte
 	for i := 0; len(mine) < 16 || len(others) < 16; i++ {
+		if i == 100000 {
+			t.Fatalf("found %d keys of the owner's whose next holder is another node and %d others in %d tries", len(mine), len(others), i)
+		}
 		var k [api.KeySize]byte
 		copy(k[:], fmt.Sprintf("hint-%d", i))
 		if hs := holders(ring, k, 2); hs[0] == owner {

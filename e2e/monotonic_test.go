@@ -50,6 +50,9 @@ func TestMonotonicReadsUnderChurn(t *testing.T) {
 	var keys [numKeys][api.KeySize]byte
 	found := 0
 	for i := 0; found < numKeys; i++ {
+		if i == 100000 {
+			t.Fatalf("found %d of %d keys owned by the victims in %d tries", found, numKeys, i)
+		}
 		k := testKey("monotonic", i)
 		want := victims[found%len(victims)]
 		if victimRole(ring, want, k) == "owner" {
