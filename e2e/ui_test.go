@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"maps"
 	"math/big"
 	"net/http"
 	"os"
@@ -74,32 +75,80 @@ func renderedNodes(dom string) []map[string]string {
 	return out
 }
 
-// circleShare is the fraction of the circle in (predecessor, n] among the
-// nodes' IDs.
-func circleShare(t *testing.T, nodes []devnetNode, n devnetNode) float64 {
+// positionsOf returns the IDs of every ring position of each devnet node,
+// from its /status, by P2P address.
+func positionsOf(t *testing.T, ctx context.Context, nodes []devnetNode) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, n := range nodes {
+		tok, err := os.ReadFile(n.AdminTokenFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.Admin+"/status", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s /status: %v", n.Admin, err)
+		}
+		var st Status
+		err = json.NewDecoder(resp.Body).Decode(&st)
+		_ = resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s /status: %v", n.Admin, err)
+		}
+		for _, p := range st.PositionStatus {
+			out[n.P2P] = append(out[n.P2P], p.ID.String())
+		}
+		slices.Sort(out[n.P2P])
+	}
+	return out
+}
+
+// nodeID returns the ID devnet printed for the node at addr.
+func nodeID(nodes []devnetNode, addr string) string {
+	for _, n := range nodes {
+		if n.P2P == addr {
+			return n.ID
+		}
+	}
+	return ""
+}
+
+// nodeShares is each node's part of the circle: over its positions, the
+// arcs (previous position of any node, position].
+func nodeShares(t *testing.T, positions map[string][]string) map[string]float64 {
 	t.Helper()
 	full := new(big.Int).Lsh(big.NewInt(1), 256)
-	id := func(s string) *big.Int {
-		v, ok := new(big.Int).SetString(s, 16)
-		if !ok {
-			t.Fatalf("devnet printed ID %q; want 64 hex digits", s)
-		}
-		return v
+	type pos struct {
+		id   *big.Int
+		addr string
 	}
-	self := id(n.ID)
-	best := new(big.Int).Set(full) // the distance back to the predecessor
-	for _, o := range nodes {
-		if o.ID == n.ID {
-			continue
+	var all []pos
+	for addr, ids := range positions {
+		for _, s := range ids {
+			v, ok := new(big.Int).SetString(s, 16)
+			if !ok {
+				t.Fatalf("position %q; want 64 hex digits", s)
+			}
+			all = append(all, pos{v, addr})
 		}
-		d := new(big.Int).Sub(self, id(o.ID))
+	}
+	slices.SortFunc(all, func(a, b pos) int { return a.id.Cmp(b.id) })
+	out := map[string]float64{}
+	for i, p := range all {
+		d := new(big.Int).Sub(p.id, all[(i+len(all)-1)%len(all)].id)
 		d.Mod(d, full)
-		if d.Cmp(best) < 0 {
-			best = d
+		if len(all) == 1 {
+			d = full
 		}
+		f, _ := new(big.Rat).SetFrac(d, full).Float64()
+		out[p.addr] += f
 	}
-	f, _ := new(big.Rat).SetFrac(best, full).Float64()
-	return f
+	return out
 }
 
 // waitRequestRate waits until n's /status reports client requests per
@@ -135,11 +184,13 @@ func waitRequestRate(t *testing.T, ctx context.Context, n devnetNode) {
 	}
 }
 
-// TestUIInBrowser opens the ring page of a 4-node devnet in headless
-// Chromium, with the admin token given once in the address as an operator
-// would, and reads the rendered page: it draws four nodes, the devnet's
-// own, each ready, with shares that add up to the whole circle and a
-// request rate above 0 on the node that is being asked.
+// TestUIInBrowser opens the ring page of a 4-node devnet (four positions
+// each, the default) in headless Chromium, with the admin token given once
+// in the address as an operator would, and reads the rendered page: it
+// draws four nodes, the devnet's own, each once with its node ID, its four
+// positions and its total share of the circle, each ready, with shares that
+// add up to the whole circle and a request rate above 0 on the node that is
+// being asked.
 func TestUIInBrowser(t *testing.T) {
 	requireE2E(t)
 	browser, err := exec.LookPath("chromium")
@@ -148,10 +199,7 @@ func TestUIInBrowser(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	// One position per node: the page draws every ring position as a node
-	// of its own (at four positions, the default, it would draw 16; README,
-	// known limits).
-	nodes := startDevnet(t, ctx, 4, "--vnodes", "1").nodes
+	nodes := startDevnet(t, ctx, 4).nodes // at the default of four positions each
 	tok, err := os.ReadFile(nodes[0].AdminTokenFile)
 	if err != nil {
 		t.Fatal(err)
@@ -188,40 +236,65 @@ func TestUIInBrowser(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 	waitRequestRate(t, ctx, nodes[1])
 
-	dom := chromium(t, ctx, browser, url, "--dump-dom")
-	got := renderedNodes(dom)
+	// The page shows the ring as a walk saw it a moment ago; a node may move
+	// a position meanwhile (the repair step of a new ring): the check counts
+	// only when the positions were the same before and after the page drew.
+	var dom string
+	var got []map[string]string
+	var positions map[string][]string
+	for attempt := 1; ; attempt++ {
+		before := positionsOf(t, ctx, nodes)
+		dom = chromium(t, ctx, browser, url, "--dump-dom")
+		got = renderedNodes(dom)
+		positions = positionsOf(t, ctx, nodes)
+		if maps.EqualFunc(before, positions, slices.Equal) {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("the ring's positions changed during each of %d page loads", attempt)
+		}
+		t.Logf("a position moved while the page loaded (attempt %d); loading it again", attempt)
+	}
 	if len(got) != 4 {
 		t.Fatalf("the page drew %d nodes; want 4. Page:\n%s", len(got), dom)
 	}
 	var want, have []string
 	wantShare := map[string]string{}
-	for _, n := range nodes {
-		want = append(want, n.P2P)
-		wantShare[n.P2P] = fmt.Sprintf("%.1f%%", 100*circleShare(t, nodes, n))
+	for addr, f := range nodeShares(t, positions) {
+		want = append(want, addr)
+		wantShare[addr] = fmt.Sprintf("%.1f%%", 100*f)
 	}
 	total := 0.0
 	for _, n := range got {
-		have = append(have, n["data-address"])
-		if n["data-share"] != wantShare[n["data-address"]] {
-			t.Errorf("node %s: data-share %q; want %q, its part of the circle by the IDs devnet printed", n["data-address"], n["data-share"], wantShare[n["data-address"]])
+		addr := n["data-address"]
+		have = append(have, addr)
+		if n["data-share"] != wantShare[addr] {
+			t.Errorf("node %s: data-share %q; want %q, its part of the circle by the IDs of its positions", addr, n["data-share"], wantShare[addr])
+		}
+		if n["data-positions"] != strconv.Itoa(len(positions[addr])) || len(positions[addr]) != 4 {
+			t.Errorf("node %s: data-positions %q; want 4 (its /status lists %d)", addr, n["data-positions"], len(positions[addr]))
+		}
+		if !slices.Contains(positions[addr], n["data-id"]) || n["data-id"] != nodeID(nodes, addr) {
+			t.Errorf("node %s: data-id %q; want its node ID %q", addr, n["data-id"], nodeID(nodes, addr))
 		}
 		share, err := strconv.ParseFloat(strings.TrimSuffix(n["data-share"], "%"), 64)
-		// A node whose arc is under 0.05 % of the circle shows 0.0 % (its
-		// exact share is checked above).
-		if err != nil || !strings.HasSuffix(n["data-share"], "%") || share < 0 || share >= 100 {
-			t.Errorf("node %s: data-share %q; want a percentage from 0 to below 100", n["data-address"], n["data-share"])
+		if err != nil || !strings.HasSuffix(n["data-share"], "%") || share <= 0 || share >= 100 {
+			t.Errorf("node %s: data-share %q; want a percentage above 0 and below 100", addr, n["data-share"])
 		}
 		total += share
 		if n["data-ready"] != "true" {
-			t.Errorf("node %s: data-ready %q; want true", n["data-address"], n["data-ready"])
+			t.Errorf("node %s: data-ready %q; want true", addr, n["data-ready"])
 		}
 		if _, err := strconv.Atoi(n["data-primary"]); err != nil {
-			t.Errorf("node %s: data-primary %q; want a count", n["data-address"], n["data-primary"])
+			t.Errorf("node %s: data-primary %q; want a count", addr, n["data-primary"])
 		}
-		if rate, err := strconv.ParseFloat(n["data-rate"], 64); err != nil || (n["data-address"] == nodes[1].P2P) != (rate > 0) {
+		if rate, err := strconv.ParseFloat(n["data-rate"], 64); err != nil || (addr == nodes[1].P2P) != (rate > 0) {
 			t.Errorf("node %s: data-rate %q; want requests per second, above 0 only on %s (the one the GETs go to)",
-				n["data-address"], n["data-rate"], nodes[1].P2P)
+				addr, n["data-rate"], nodes[1].P2P)
 		}
+	}
+	if dots := strings.Count(dom, `class="dot further"`); dots != 12 {
+		t.Errorf("the page drew %d dots for further positions; want 12 (three for each of four nodes)", dots)
 	}
 	slices.Sort(want)
 	slices.Sort(have)

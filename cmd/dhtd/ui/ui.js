@@ -1,5 +1,6 @@
-// The ring page: polls /ring, draws every node at its ID's angle on the
-// circle and lists it below. Served by the node with everything it needs;
+// The ring page: polls /ring, draws every node at its positions' angles on
+// the circle (a node stands at several ring positions, virtual nodes) and
+// lists each node once below. Served by the node with everything it needs;
 // it talks to nothing but its own origin.
 "use strict";
 
@@ -80,6 +81,10 @@ function rate(n) {
   return typeof n.request_rate === "number" ? n.request_rate.toFixed(1) : "";
 }
 
+// MARKS tell the nodes' dots apart (a node's dots share one); a node that
+// is not ready is drawn red whatever its mark.
+const MARKS = ["#1f3a93", "#8e44ad", "#d35400", "#00796b", "#6d4c41", "#ad1457", "#827717", "#37474f"];
+
 // LABEL_H is the height of a node's label (four lines) plus a gap.
 const LABEL_H = 64;
 const MAX_LABELS = 16;
@@ -128,55 +133,89 @@ function placeLabels(labels) {
   }
 }
 
+// nodesOf groups the walk's positions (in ring order, with each one's part
+// of the circle in share) by node, a node being an address: one entry per
+// node in the order its first position comes, with the index of every one
+// of its positions, their total share, the view of its node ID's position
+// (records, requests and admin address are the node's), and ready only if
+// every position is.
+function nodesOf(ring, share) {
+  const byAddr = new Map();
+  ring.forEach((p, i) => {
+    let n = byAddr.get(p.address);
+    if (!n) {
+      const id = p.positions && p.positions.length ? p.positions[0] : p.id;
+      n = { id, address: p.address, view: p, at: [], share: 0, ready: true };
+      byAddr.set(p.address, n);
+    }
+    n.at.push(i);
+    n.share += share[i];
+    n.ready = n.ready && p.ready;
+    if (p.id === n.id) n.view = p;
+  });
+  return [...byAddr.values()];
+}
+
 function draw(ring) {
   const share = shares(ring);
+  const nodes = nodesOf(ring, share);
   const arcs = document.getElementById("arcs");
-  const nodes = document.getElementById("nodes");
+  const dots = document.getElementById("nodes");
   const tbody = document.querySelector("#table tbody");
   arcs.replaceChildren();
-  nodes.replaceChildren();
+  dots.replaceChildren();
   tbody.replaceChildren();
   let primary = 0;
   let replica = 0;
+  let positions = 0;
   const labels = [];
-  ring.forEach((n, i) => {
-    const f = frac(n.id);
-    const pf = frac(ring[(i + ring.length - 1) % ring.length].id);
-    const r = rate(n);
-    const link = statusLink(n, i === 0);
-    const rec = n.records || { primary: 0, replica: 0 };
+  nodes.forEach((n, k) => {
+    const r = rate(n.view);
+    const link = statusLink(n.view, k === 0);
+    const rec = n.view.records || { primary: 0, replica: 0 };
     primary += rec.primary;
     replica += rec.replica;
-
-    if (ring.length === 1) {
-      arcs.append(el("circle", { class: "arc", r: R, stroke: colour(1, 1) }));
-    } else {
-      arcs.append(el("path", { class: "arc", d: arcPath(pf, f), stroke: colour(share[i], ring.length) }));
-    }
+    positions += n.at.length;
+    const stroke = colour(n.share, nodes.length);
+    const mark = MARKS[k % MARKS.length];
 
     const g = el("g", {
       class: "node " + (n.ready ? "ready" : "unready"),
       "data-id": n.id,
       "data-address": n.address,
-      "data-share": pct(share[i]),
+      "data-positions": n.at.length,
+      "data-share": pct(n.share),
       "data-primary": rec.primary,
       "data-replica": rec.replica,
       "data-ready": n.ready,
       "data-rate": r,
     });
-    const [x, y] = point(f, R);
-    g.append(el("circle", { class: "dot", cx: x.toFixed(1), cy: y.toFixed(1), r: 7 }));
-    const [lx, ly] = point(f, R + 24);
-    labels.push({ g, x, y, lx, ly, lines: [
+    let anchor = null;
+    for (const i of n.at) {
+      const f = frac(ring[i].id);
+      if (ring.length === 1) {
+        arcs.append(el("circle", { class: "arc", r: R, stroke }));
+      } else {
+        const pf = frac(ring[(i + ring.length - 1) % ring.length].id);
+        arcs.append(el("path", { class: "arc", d: arcPath(pf, f), stroke }));
+      }
+      const [x, y] = point(f, R);
+      const own = ring[i].id === n.id; // the node ID's position: the larger dot, and the label
+      g.append(el("circle", { class: own ? "dot" : "dot further", cx: x.toFixed(1), cy: y.toFixed(1), r: own ? 7 : 4, fill: mark }));
+      if (own || anchor === null) anchor = { f, x, y };
+    }
+    const [lx, ly] = point(anchor.f, R + 24);
+    const at = n.at.length > 1 ? ` at ${n.at.length} positions` : "";
+    labels.push({ g, x: anchor.x, y: anchor.y, lx, ly, lines: [
       [n.address, "addr"],
-      [`share ${pct(share[i])}`, "share"],
+      [`share ${pct(n.share)}${at}`, "share"],
       [`${rec.primary} primary · ${rec.replica} replica`, "records"],
       [`${n.ready ? "ready" : "NOT READY"} · ${r === "" ? "–" : r} req/s`, "health"],
     ], link });
-    nodes.append(g);
+    dots.append(g);
 
     const tr = document.createElement("tr");
-    const cells = [i + 1, n.address, n.id.slice(0, 16), pct(share[i]), rec.primary, rec.replica,
+    const cells = [k + 1, n.address, n.id.slice(0, 16), n.at.length, pct(n.share), rec.primary, rec.replica,
       n.ready ? "yes" : "no", r === "" ? "–" : r];
     for (const c of cells) {
       const td = document.createElement("td");
@@ -184,6 +223,10 @@ function draw(ring) {
       if (c === "no") td.className = "no";
       tr.append(td);
     }
+    const swatch = document.createElement("span");
+    swatch.className = "mark";
+    swatch.style.background = mark;
+    tr.firstChild.prepend(swatch);
     const td = document.createElement("td");
     if (link) {
       const a = document.createElement("a");
@@ -195,8 +238,9 @@ function draw(ring) {
     tbody.append(tr);
   });
   placeLabels(labels);
+  const at = positions > nodes.length ? ` at ${positions} positions` : "";
   document.getElementById("summary").textContent =
-    `${ring.length} node${ring.length === 1 ? "" : "s"} · ${primary} primary · ${replica} replica`;
+    `${nodes.length} node${nodes.length === 1 ? "" : "s"}${at} · ${primary} primary · ${replica} replica`;
 }
 
 function setState(text, error) {
