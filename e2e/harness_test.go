@@ -305,11 +305,103 @@ func (c *Cluster) StartNodes(n int) []*Node {
 	for i := range nodes {
 		nodes[i] = c.NewNode(NodeOptions{})
 	}
-	nodes[0].Start()
+	nodes[0].startFresh()
 	for _, nd := range nodes[1:] {
-		nd.Start(nodes[0].P2P)
+		nd.startFresh(nodes[0].P2P)
 	}
 	return nodes
+}
+
+// startFresh starts a node that has never run. freePort's ports were free a
+// moment ago; should another process take one before dhtd binds it (the
+// kernel hands a freed port out again as a source port), dhtd exits at once
+// with "address already in use", and the node starts again on new ports,
+// with a new certificate for its new ring address and an empty data dir.
+func (n *Node) startFresh(bootstrap ...string) {
+	t := n.c.t
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		n.Start(bootstrap...)
+		if n.opts.Addr != nil || attempt == 3 || !n.lostAPort() {
+			return
+		}
+		t.Logf("%s: another process took one of its ports; starting again on new ones", n.Name)
+		n.newPorts()
+	}
+}
+
+// lostAPort waits until the node's process has bound its ports (its log
+// says "serving rpc" since the last start) or has exited, and reports an
+// exit on a port another process holds.
+func (n *Node) lostAPort() bool {
+	n.mu.Lock()
+	done := n.done
+	n.mu.Unlock()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(n.logSinceStart(), "dhtd: serving rpc") {
+			return false
+		}
+		select {
+		case <-done:
+			return strings.Contains(n.logSinceStart(), "address already in use")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// logSinceStart returns the node's log since its last start.
+func (n *Node) logSinceStart() string {
+	b, err := os.ReadFile(n.LogPath)
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	if i := strings.LastIndex(s, "==== e2e: starting dhtd"); i >= 0 {
+		s = s[i:]
+	}
+	return s
+}
+
+// newPorts moves a node that has never run to new ports: its config, a
+// certificate for the new ring address (a new ID), an empty data dir.
+func (n *Node) newPorts() {
+	t := n.c.t
+	t.Helper()
+	old := []string{n.P2P, n.API, n.Admin}
+	n.P2P, n.Admin = freePort(t, n.IP), freePort(t, n.IP)
+	if n.API != "" {
+		n.API = freePort(t, n.IP)
+	}
+	b, err := os.ReadFile(n.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	for i, addr := range []string{n.P2P, n.API, n.Admin} {
+		if old[i] != "" {
+			cfg = strings.ReplaceAll(cfg, strconv.Quote(old[i]), strconv.Quote(addr))
+		}
+	}
+	if err := os.WriteFile(n.ConfigPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca := n.opts.CA
+	if ca == nil {
+		ca = n.c.CA
+	}
+	nc, err := ca.Issue(n.P2P)
+	if err != nil {
+		t.Fatalf("Issue(%s) = %v", n.P2P, err)
+	}
+	if err := nc.WriteDir(n.TLSDir, true); err != nil {
+		t.Fatalf("WriteDir(%s) = %v", n.TLSDir, err)
+	}
+	n.ID = nc.ID
+	if err := os.RemoveAll(n.DataDir); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Members returns the nodes counted as ring members.

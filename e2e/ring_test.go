@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -333,4 +334,30 @@ func ringGauges(t *testing.T, opts ClusterOptions) {
 			}
 		}
 	}
+}
+
+// TestFreshNodeMovesOffATakenPort: the harness starts a node whose admin
+// port another process took after freePort chose it; the node exits with
+// "address already in use" and starts again on new ports, and the ring
+// forms (the suites' StartNodes relies on it).
+func TestFreshNodeMovesOffATakenPort(t *testing.T) {
+	c := NewCluster(t, ClusterOptions{VNodes: 1})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	first := c.StartNodes(1)[0]
+	n := c.NewNode(NodeOptions{})
+	taken := n.Admin
+	l, err := net.Listen("tcp", taken)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", taken, err)
+	}
+	defer l.Close()
+	n.startFresh(first.P2P)
+	if n.Admin == taken {
+		t.Fatalf("%s still has admin address %s, which another process holds", n.Name, taken)
+	}
+	if !strings.Contains(tail(n.LogPath, 40), "address already in use") {
+		t.Errorf("%s log does not show the first start failing on the taken port:\n%s", n.Name, tail(n.LogPath, 20))
+	}
+	c.WaitStable(ctx)
 }
