@@ -239,18 +239,7 @@ func (c *Cluster) NewNode(opts NodeOptions) *Node {
 	n.TLSDir = filepath.Join(base, "tls")
 	n.ConfigPath = filepath.Join(base, "config.toml")
 	n.LogPath = filepath.Join(base, "dhtd.log")
-	ca := opts.CA
-	if ca == nil {
-		ca = c.CA
-	}
-	nc, err := ca.Issue(n.P2P)
-	if err != nil {
-		t.Fatalf("Issue(%s) = %v", n.P2P, err)
-	}
-	if err := nc.WriteDir(n.TLSDir, false); err != nil {
-		t.Fatalf("WriteDir(%s) = %v", n.TLSDir, err)
-	}
-	n.ID = nc.ID
+	n.issueCert(false)
 	keys := opts.HMACKeys
 	if keys == "" {
 		keys = c.HMACKeys
@@ -351,6 +340,25 @@ func (n *Node) lostAPort() bool {
 	return false
 }
 
+// issueCert gives the node a certificate for its ring address from its CA
+// (the cluster's unless NodeOptions name another) and takes its ID.
+func (n *Node) issueCert(overwrite bool) {
+	t := n.c.t
+	t.Helper()
+	ca := n.opts.CA
+	if ca == nil {
+		ca = n.c.CA
+	}
+	nc, err := ca.Issue(n.P2P)
+	if err != nil {
+		t.Fatalf("Issue(%s) = %v", n.P2P, err)
+	}
+	if err := nc.WriteDir(n.TLSDir, overwrite); err != nil {
+		t.Fatalf("WriteDir(%s) = %v", n.TLSDir, err)
+	}
+	n.ID = nc.ID
+}
+
 // logSinceStart returns the node's log since its last start.
 func (n *Node) logSinceStart() string {
 	b, err := os.ReadFile(n.LogPath)
@@ -387,18 +395,7 @@ func (n *Node) newPorts() {
 	if err := os.WriteFile(n.ConfigPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ca := n.opts.CA
-	if ca == nil {
-		ca = n.c.CA
-	}
-	nc, err := ca.Issue(n.P2P)
-	if err != nil {
-		t.Fatalf("Issue(%s) = %v", n.P2P, err)
-	}
-	if err := nc.WriteDir(n.TLSDir, true); err != nil {
-		t.Fatalf("WriteDir(%s) = %v", n.TLSDir, err)
-	}
-	n.ID = nc.ID
+	n.issueCert(true)
 	if err := os.RemoveAll(n.DataDir); err != nil {
 		t.Fatal(err)
 	}
