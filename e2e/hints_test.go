@@ -29,23 +29,34 @@ func TestHintsWhileOwnerUnreachable(t *testing.T) {
 	stable(t, ctx, c)
 	ring := c.MustPositions(ctx)
 	owner := nodes[4]
-	entry, reader := nodes[0], nodes[1]
-	// Keys the owner owns, each at a position whose next member is neither
-	// the entry nor the reader node: that member takes the owner's keys
-	// over as soon as the owner stops answering. And as many keys elsewhere.
+	// Keys the owner owns, all with the same next holder, next: it takes the
+	// owner's keys over as soon as the owner stops answering, so the entry
+	// and the reader are two other nodes. And as many keys elsewhere.
+	var next *Node
 	var mine, others [][api.KeySize]byte
 	for i := 0; len(mine) < 16 || len(others) < 16; i++ {
 		if i == 100000 {
-			t.Fatalf("found %d keys of the owner's whose next holder is another node and %d others in %d tries", len(mine), len(others), i)
+			t.Fatalf("found %d keys of the owner's with one next holder and %d others in %d tries", len(mine), len(others), i)
 		}
 		var k [api.KeySize]byte
 		copy(k[:], fmt.Sprintf("hint-%d", i))
 		if hs := holders(ring, k, 2); hs[0] == owner {
-			if len(mine) < 16 && hs[1] != entry && hs[1] != reader {
+			if len(mine) < 16 && (next == nil || hs[1] == next) {
+				next = hs[1]
 				mine = append(mine, k)
 			}
 		} else if len(others) < 16 {
 			others = append(others, k)
+		}
+	}
+	var entry, reader *Node
+	for _, n := range nodes[:4] {
+		switch {
+		case n == next:
+		case entry == nil:
+			entry = n
+		case reader == nil:
+			reader = n
 		}
 	}
 	keys := append(mine, others...)
