@@ -703,8 +703,11 @@ func after(id chord.ID, n int, lists ...[]chord.NodeInfo) []chord.NodeInfo {
 // other than x's (virtual nodes: one store answers for all of a node's
 // positions).
 func distinctAfter(x chord.NodeInfo, n int, lists ...[]chord.NodeInfo) []chord.NodeInfo {
-	all := after(x.ID, len(slices.Concat(lists...)), lists...)
-	return holders(x, all, n+1)
+	total := 0
+	for _, l := range lists {
+		total += len(l)
+	}
+	return holders(x, after(x.ID, total, lists...), n+1)
 }
 
 // fetchOne asks one node (possibly this one) for the live record under key.
