@@ -235,3 +235,56 @@ func TestDeliveredHintStillReadThroughEntry(t *testing.T) {
 		t.Fatalf("Get through the entry node after a later PUT elsewhere = %q, %v; want %q", got, err, "written later")
 	}
 }
+
+// TestHintKeepsPutWhenEntryOwnsItShortOfQuorum: the entry node is the key's
+// owner and cannot get the record onto its write quorum before the request's
+// deadline (its replica holders are out of reach). The PUT is kept as a
+// hint, as a PUT to an unreachable owner is: it counts as done, and a GET
+// through the entry answers it, not the value before it, which is all the
+// owner serves while the new version is short of its quorum. Once the
+// holders answer again the hint is delivered and the owner serves it.
+func TestHintKeepsPutWhenEntryOwnsItShortOfQuorum(t *testing.T) {
+	r := newRing(t, 4)
+	r.freeze()
+	entry := r.members[0]
+	var k [32]byte
+	for i := 0; ; i++ {
+		if k = key(i); entry.node.Owns(chord.KeyPosition(k)) {
+			break
+		}
+	}
+	ctx := context.Background()
+	if err := entry.svc.Put(ctx, k, []byte("before"), time.Hour, 3); err != nil {
+		t.Fatal(err)
+	}
+	hs := holders(entry.info, entry.node.Successors(), 3)
+	for _, h := range hs {
+		r.net.Down(h.Addr)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := entry.svc.Put(tctx, k, []byte("after"), time.Hour, 3)
+	cancel()
+	if err != nil {
+		t.Fatalf("Put at the owner with its holders %v unreachable = %v; want it kept as a hint", hs, err)
+	}
+	if n, _ := entry.db.HintCount(); n != 1 {
+		t.Fatalf("entry keeps %d hints; want 1", n)
+	}
+	if got, err := entry.svc.Get(ctx, k); err != nil || !bytes.Equal(got, []byte("after")) {
+		t.Fatalf("Get through the entry after the PUT = %q, %v; want %q", got, err, "after")
+	}
+	for _, h := range hs {
+		r.net.Up(h.Addr)
+	}
+	if left := entry.svc.DeliverHints(ctx); left != 0 {
+		t.Fatalf("DeliverHints with the holders back left %d hints; want 0", left)
+	}
+	if got, err := entry.svc.Get(ctx, k); err != nil || !bytes.Equal(got, []byte("after")) {
+		t.Fatalf("Get through the entry after delivery = %q, %v; want %q", got, err, "after")
+	}
+	for _, h := range hs {
+		if rec, err := r.member(h.ID).db.Get(k); err != nil || !bytes.Equal(rec.Value, []byte("after")) {
+			t.Errorf("holder %v holds %q, %v; want %q", h, rec.Value, err, "after")
+		}
+	}
+}

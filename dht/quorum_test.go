@@ -158,7 +158,7 @@ func TestWriteQuorum(t *testing.T) {
 			for _, h := range hs[:tc.down] {
 				r.net.Down(h.info.Addr)
 			}
-			err := owner.svc.Put(ctx, k, value(1, 2), time.Hour, 3)
+			err := ownerPut(ctx, owner, k, value(1, 2))
 			if tc.acked {
 				if err != nil {
 					t.Fatalf("Put(%x), quorum %d, %d of 2 holders down = %v; want nil", k, tc.quorum, tc.down, err)
@@ -204,6 +204,16 @@ func TestWriteQuorum(t *testing.T) {
 	}
 }
 
+// ownerPut puts value under k at m as the key's owner, with replication 3
+// and a TTL of an hour: the owner's acknowledgement rule alone. A PUT that
+// m took from a client and could not get onto its quorum in time would be
+// kept as a hint instead (TestHintKeepsPutWhenEntryOwnsItShortOfQuorum).
+func ownerPut(ctx context.Context, m *member, k [32]byte, value []byte) error {
+	_, err := m.svc.ownerPut(ctx, putArgs{Key: chord.ID(k), Value: value, Replication: 3,
+		Expiry: time.Now().Add(time.Hour).UnixNano()})
+	return err
+}
+
 // TestPutShortOfQuorumHidesNewKey: a first PUT of a key that misses its
 // quorum is not served at all: the key reads as absent.
 func TestPutShortOfQuorumHidesNewKey(t *testing.T) {
@@ -215,7 +225,7 @@ func TestPutShortOfQuorumHidesNewKey(t *testing.T) {
 	for _, h := range hs {
 		r.net.Down(h.info.Addr)
 	}
-	if err := owner.svc.Put(ctx, k, value(7, 1), time.Hour, 3); !errors.Is(err, ErrNoQuorum) {
+	if err := ownerPut(ctx, owner, k, value(7, 1)); !errors.Is(err, ErrNoQuorum) {
 		t.Fatalf("Put(%x) with both holders down = %v; want %v", k, err, ErrNoQuorum)
 	}
 	for _, m := range append([]*member{owner}, r.bystanders(k)...) {
@@ -411,7 +421,7 @@ func TestPutWaitsForTheFirstQueueWithRoom(t *testing.T) {
 	slow := stallPushes(t, owner, hs[1]) // wraps the first
 	// A first PUT fills both queues and cannot be acknowledged.
 	pctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-	if err := owner.svc.Put(pctx, k, value(1, 1), time.Hour, 3); err == nil {
+	if err := ownerPut(pctx, owner, k, value(1, 1)); err == nil {
 		t.Fatal("Put with both holders stalled succeeded; want it short of its quorum")
 	}
 	cancel()

@@ -402,9 +402,12 @@ func (s *Service) putVersion(ctx context.Context, a putArgs) (int, store.Version
 			return chord.Reply{Referral: rep.Referral, Neighbours: rep.Neighbours}, nil
 		})
 		calls += res.Calls
-		if err == nil || local {
+		if err == nil || (local && !retryable(err)) {
 			return calls, acked, err
 		}
+		// This node as the owner, short of its write quorum or out of
+		// time, is tried again like any other owner: a PUT that no owner
+		// took in time is kept as a hint (putOrHint), wherever the owner is.
 		lastErr = fmt.Errorf("%w: put %s at %v: %w", ErrNoOwner, pos.Short(), res.Owner, err)
 		if !(retryable(err) || errors.Is(err, chord.ErrLookupFailed)) || ctx.Err() != nil {
 			return calls, acked, lastErr
