@@ -319,6 +319,15 @@ func key(i int) [32]byte {
 	return k
 }
 
+// ownedBy returns the first of key(0), key(1), ... that m owns.
+func ownedBy(m *member) [32]byte {
+	for i := 0; ; i++ {
+		if k := key(i); m.node.Owns(chord.KeyPosition(k)) {
+			return k
+		}
+	}
+}
+
 func value(i, gen int) []byte { return []byte(fmt.Sprintf("value-%d-gen-%d", i, gen)) }
 
 // putAll puts n records through the live members in turn.

@@ -20,11 +20,7 @@ func behindOwner(t *testing.T) (r *ring, owner, succ, entry *member, k [32]byte,
 	r.freeze()
 	ms := r.sorted()
 	owner, succ, entry = ms[0], ms[1], ms[2]
-	for i := 0; ; i++ {
-		if k = key(i); owner.node.Owns(chord.KeyPosition(k)) {
-			break
-		}
-	}
+	k = ownedBy(owner)
 	ctx := context.Background()
 	if err := entry.svc.Put(ctx, k, []byte("old"), time.Hour, 3); err != nil {
 		t.Fatal(err)
@@ -113,12 +109,7 @@ func TestArcGrowthMeansOutOfSync(t *testing.T) {
 	r := newRing(t, 5)
 	ms := r.sorted()
 	old, heir, second := ms[0], ms[1], ms[2]
-	var k [32]byte
-	for i := 0; ; i++ {
-		if k = key(i); old.node.Owns(chord.KeyPosition(k)) {
-			break
-		}
-	}
+	k := ownedBy(old)
 	ctx := context.Background()
 	if err := old.svc.Put(ctx, k, []byte("v1"), time.Hour, 3); err != nil {
 		t.Fatal(err)

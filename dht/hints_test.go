@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/durachord/durachord/chord"
 	"github.com/durachord/durachord/store"
 )
 
@@ -20,11 +19,7 @@ func hintRing(t *testing.T) (r *ring, entry, owner *member, k [32]byte) {
 	r.freeze()
 	entry = r.members[0]
 	owner = r.member(entry.node.Successors()[0].ID)
-	for i := 0; ; i++ {
-		if k = key(i); owner.node.Owns(chord.KeyPosition(k)) {
-			return r, entry, owner, k
-		}
-	}
+	return r, entry, owner, ownedBy(owner)
 }
 
 // TestHintKeepsPutWhileOwnerUnreachable: a PUT whose owner cannot be
@@ -169,12 +164,7 @@ func TestHintDeliveredToItselfIsSuperseded(t *testing.T) {
 	r := newRing(t, 3)
 	r.freeze()
 	m := r.members[0]
-	var k [32]byte
-	for i := 0; ; i++ {
-		if k = key(i); m.node.Owns(chord.KeyPosition(k)) {
-			break
-		}
-	}
+	k := ownedBy(m)
 	ctx := context.Background()
 	taken := time.Now().Add(-time.Second)
 	if err := m.svc.Put(ctx, k, []byte("written later"), time.Hour, 3); err != nil {
@@ -247,12 +237,7 @@ func TestHintKeepsPutWhenEntryOwnsItShortOfQuorum(t *testing.T) {
 	r := newRing(t, 4)
 	r.freeze()
 	entry := r.members[0]
-	var k [32]byte
-	for i := 0; ; i++ {
-		if k = key(i); entry.node.Owns(chord.KeyPosition(k)) {
-			break
-		}
-	}
+	k := ownedBy(entry)
 	ctx := context.Background()
 	if err := entry.svc.Put(ctx, k, []byte("before"), time.Hour, 3); err != nil {
 		t.Fatal(err)

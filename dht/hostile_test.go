@@ -396,12 +396,7 @@ func TestPlacementKeepsVersionArrivedMeanwhile(t *testing.T) {
 	ms := r.sorted()
 	owner, stray := ms[0], ms[3] // not in the owner's window with replication 2
 	ctx := context.Background()
-	var k [32]byte
-	for i := 0; ; i++ {
-		if k = key(i); owner.node.Owns(chord.KeyPosition(k)) {
-			break
-		}
-	}
+	k := ownedBy(owner)
 	now := time.Now()
 	old := store.Record{Key: k, Value: []byte("old"), Expiry: now.Add(time.Hour), Replication: 2,
 		Version: store.Version{Clock: uint64(now.UnixNano()), Node: 3}}
