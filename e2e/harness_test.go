@@ -643,6 +643,18 @@ func (n *Node) Metric(ctx context.Context, name string, labels ...string) (float
 	return metricSum(text, name, labels...), nil
 }
 
+// FailedPuts returns how many of the PUTs the node took from clients did not
+// succeed (a PUT gets no reply, so only the node's metrics tell), and how
+// many it took.
+func (n *Node) FailedPuts(ctx context.Context) (failed, all float64, err error) {
+	text, err := n.Metrics(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	all = metricSum(text, "durachord_api_requests_total", "type", "put")
+	return all - metricSum(text, "durachord_api_requests_total", "type", "put", "outcome", "success"), all, nil
+}
+
 // metricSum parses the Prometheus text format (enough of it for our
 // collectors: no escaped quotes or commas in label values).
 func metricSum(text, name string, labels ...string) float64 {
