@@ -267,6 +267,7 @@ func TestHintKeepsPutWhenEntryOwnsItShortOfQuorum(t *testing.T) {
 	if got, err := entry.svc.Get(ctx, k); err != nil || !bytes.Equal(got, []byte("after")) {
 		t.Fatalf("Get through the entry after delivery = %q, %v; want %q", got, err, "after")
 	}
+	r.quiesce() // the push to the holder beyond the quorum goes on in the background
 	for _, h := range hs {
 		if rec, err := r.member(h.ID).db.Get(k); err != nil || !bytes.Equal(rec.Value, []byte("after")) {
 			t.Errorf("holder %v holds %q, %v; want %q", h, rec.Value, err, "after")
